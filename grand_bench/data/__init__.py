@@ -1,0 +1,12 @@
+"""Data layer: raw-file staging, dataset loaders, split protocols and graph rewiring.
+
+Everything the rest of grand_bench needs is re-exported here; see each module for the protocol it
+implements.
+"""
+
+from grand_bench.data.datasets import LOADERS, load_graph
+from grand_bench.data.errors import DataError
+from grand_bench.data.splits import SPLITS, Split, make_split
+from grand_bench.data.transforms import rewire
+
+__all__ = ["LOADERS", "SPLITS", "DataError", "Split", "load_graph", "make_split", "rewire"]

@@ -1,0 +1,38 @@
+"""Model families. A family is a schema (config.py), a graph builder and a model builder.
+
+The graph is built once per dataset and shared by every run on it (GDC rewiring is not repeated per
+seed). A new PDE-GNN family is one ODE-function module plus an entry here and a YAML in conf/model/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+from torch_geometric.data import Data
+
+from ..config import SolverCfg
+from .grand import DIFFUSIVITIES, build_grand, diffusion_graph
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    graph: Callable[[Data, Any], Any]
+    build: Callable[[Any, SolverCfg, Data, Any], nn.Module]
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    "grand": ModelFamily(graph=diffusion_graph, build=build_grand),
+}
+
+
+def family(model_cfg: Any) -> ModelFamily:
+    try:
+        return FAMILIES[model_cfg.family]
+    except KeyError:
+        raise ValueError(f"unknown model.family '{model_cfg.family}'; valid: {', '.join(FAMILIES)}") from None
+
+
+__all__ = ["DIFFUSIVITIES", "FAMILIES", "ModelFamily", "family"]

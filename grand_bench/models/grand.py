@@ -1,0 +1,111 @@
+"""GRAND: graph neural diffusion (Chamberlain et al., ICML 2021).
+
+dX/dt = sigma(alpha) (A(X) - I) X [+ beta X(0)]          (GRAND eq. 3 with eq. 10's attention as A)
+
+* GRAND-l (``diffusivity: fixed_attention``): A = A(X(0)), computed once per forward pass.
+* GRAND-nl (``diffusivity: attention``): A = A(X(t)), recomputed at every function evaluation.
+* GRAND-nl-rw: GRAND-nl on a graph rewired by diffusion (GDC, ``rewiring.method: gdc``), where each
+  training pass keeps only the ``edge_sampling`` fraction of edges with the highest attention at
+  t = 0 (GRAND §4 "rewiring"; reference §2.2). Evaluation uses every rewired edge.
+* ``diffusivity: laplacian``: A = the fixed random-walk adjacency (constant-diffusion baseline).
+
+sigma(alpha) with alpha learned from 0 is the diffusion speed and beta (learned from 0) the weight of
+the source term, as in the original code (reference §1.2). The diffusion graph is the data graph plus
+self-loops (unless ``self_loop_weight`` is 0).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.utils import add_remaining_self_loops
+
+from ..config import GrandModelCfg, SolverCfg
+from ..solvers import GraphODEFunc, ODEBlock
+from .attention import EdgeAttention
+from .base import ContinuousGNN
+from .graph import SparseGraph
+
+DIFFUSIVITIES = ("fixed_attention", "attention", "laplacian")
+
+
+class GrandDiffusion(GraphODEFunc):
+    """f(t, X) = sigma(alpha) (A X - X) [+ beta X(0)] with A from ``diffusivity`` (module docstring)."""
+
+    def __init__(self, hidden_dim: int, cfg: GrandModelCfg, graph: SparseGraph) -> None:
+        super().__init__()
+        self.diffusivity = cfg.diffusivity
+        self.alpha_sigmoid = cfg.alpha_sigmoid
+        self.edge_sampling = cfg.edge_sampling
+        self.norm = cfg.attention.norm
+        self.full_graph = graph
+        self.alpha_train = nn.Parameter(torch.zeros(()))
+        self.beta_train = nn.Parameter(torch.zeros(())) if cfg.add_source else None
+        self.attention = EdgeAttention(hidden_dim, cfg.attention) if cfg.diffusivity != "laplacian" else None
+        weight = graph.edge_weight if graph.edge_weight is not None else torch.ones(graph.num_edges)
+        self.register_buffer("laplacian_values", graph.normalise(weight, self.norm), persistent=False)
+        self.graph, self.values, self.x0 = graph, None, None
+
+    def prepare(self, x0: Tensor) -> None:
+        self.x0, self.graph, self.values = x0, self.full_graph, None
+        if self.diffusivity == "laplacian":
+            self.values = self.laplacian_values
+            return
+        if self.training and self.edge_sampling < 1.0:
+            attention = self.attention(x0, self.full_graph)
+            keep = attention >= torch.quantile(attention.detach(), 1.0 - self.edge_sampling)
+            self.graph = self.full_graph.subgraph(keep)
+            if self.diffusivity == "fixed_attention":
+                self.values = self.graph.normalise(attention[keep], self.norm)
+                return
+        if self.diffusivity == "fixed_attention":
+            self.values = self.attention(x0, self.graph)
+
+    def adjoint_tensors(self) -> tuple[Tensor, ...]:
+        extra = [self.x0] if self.beta_train is not None else []
+        if self.diffusivity == "fixed_attention":
+            extra.append(self.values)
+        return tuple(t for t in extra if t is not None and t.requires_grad)
+
+    @property
+    def speed(self) -> Tensor:
+        return torch.sigmoid(self.alpha_train) if self.alpha_sigmoid else self.alpha_train
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        values = self.values if self.values is not None else self.attention(x, self.graph)
+        f = self.speed * (self.graph.matmul(values, x) - x)
+        if self.beta_train is not None:
+            f = f + self.beta_train * self.x0
+        return f
+
+
+def diffusion_graph(data: Data, cfg: GrandModelCfg) -> SparseGraph:
+    """The graph the diffusion runs on: the data graph (GDC-rewired for -rw) plus weighted self-loops."""
+    edge_index, weight = data.edge_index, None
+    if cfg.rewiring.method != "none":
+        from ..data import rewire  # deferred: only -rw models pay for GDC
+
+        edge_index, weight = rewire(edge_index, data.num_nodes, cfg.rewiring, cfg.self_loop_weight)
+    elif cfg.self_loop_weight != 0:
+        edge_index, weight = add_remaining_self_loops(
+            edge_index,
+            torch.ones(edge_index.size(1), device=edge_index.device),
+            fill_value=cfg.self_loop_weight,
+            num_nodes=data.num_nodes,
+        )
+    return SparseGraph(edge_index, data.num_nodes, weight)
+
+
+def build_grand(cfg: GrandModelCfg, solver: SolverCfg, data: Data, graph: SparseGraph) -> ContinuousGNN:
+    func = GrandDiffusion(cfg.hidden_dim, cfg, graph)
+    return ContinuousGNN(
+        in_dim=data.num_features,
+        hidden_dim=cfg.hidden_dim,
+        out_dim=int(data.num_classes),
+        ode=ODEBlock(func, solver, cfg.time),
+        input_dropout=cfg.input_dropout,
+        dropout=cfg.dropout,
+        batch_norm=cfg.batch_norm,
+        use_mlp=cfg.use_mlp,
+    )

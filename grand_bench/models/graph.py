@@ -1,0 +1,99 @@
+"""A sparse graph operator with a fixed edge set: y = A x for per-edge values a_ij.
+
+Convention (PyG's source-to-target flow): edge k goes from ``src[k]`` to ``dst[k]`` and
+(A x)_i = sum_{k: dst[k] = i} a_k x_{src[k]}. "row" normalisation makes sum_j a_ij = 1 for every
+receiving node i (the paper's right-stochastic A); "column" makes every sender's outgoing weights sum
+to one (the original code's attention_norm_idx=1).
+
+Edges are sorted by (dst, src) once, so the CSR structure is built once and every product is one
+torch CSR matmul. Autograd through torch's CSR values is slow on CPU (it densifies a mask), so the
+backward is written out: dL/dx = A^T g with a cached transposed structure, dL/da_k = <g_dst, x_src>.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+from torch_geometric.utils import scatter, softmax
+
+NORMS = ("row", "column")
+
+# torch warns once per process that CSR support is "beta"; the ops used here are covered by our tests.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
+
+class SparseGraph:
+    """Edge structure (sorted by receiver) and the CSR index arrays for A and A^T."""
+
+    def __init__(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> None:
+        src, dst = edge_index[0], edge_index[1]
+        order = torch.argsort(dst * num_nodes + src)
+        self.src, self.dst = src[order].contiguous(), dst[order].contiguous()
+        self.edge_weight = edge_weight[order] if edge_weight is not None else None
+        self.num_nodes = num_nodes
+        self.crow = torch._convert_indices_from_coo_to_csr(self.dst, num_nodes)
+        self.t_order = torch.argsort(self.src * num_nodes + self.dst)
+        self.t_crow = torch._convert_indices_from_coo_to_csr(self.src[self.t_order], num_nodes)
+        self.t_col = self.dst[self.t_order].contiguous()
+
+    @property
+    def num_edges(self) -> int:
+        return self.src.numel()
+
+    def subgraph(self, keep: Tensor) -> SparseGraph:
+        """The graph on the edges where ``keep`` (bool per edge) is true."""
+        weight = self.edge_weight[keep] if self.edge_weight is not None else None
+        return SparseGraph(torch.stack([self.src[keep], self.dst[keep]]), self.num_nodes, weight)
+
+    def group_index(self, norm: str) -> Tensor:
+        """The endpoint whose edges are normalised together ("row": receiver, "column": sender)."""
+        if norm == "row":
+            return self.dst
+        if norm == "column":
+            return self.src
+        raise ValueError(f"unknown normalisation '{norm}'; valid: {', '.join(NORMS)}")
+
+    def softmax(self, scores: Tensor, norm: str = "row") -> Tensor:
+        """Softmax of per-edge scores ([E] or [E, H]) over each node's edge group."""
+        return softmax(scores, self.group_index(norm), num_nodes=self.num_nodes)
+
+    def normalise(self, values: Tensor, norm: str = "row") -> Tensor:
+        """Divide non-negative per-edge values by their group sum."""
+        index = self.group_index(norm)
+        total = scatter(values, index, dim=0, dim_size=self.num_nodes, reduce="sum")
+        return values / (total[index] + 1e-16)
+
+    def matmul(self, values: Tensor, x: Tensor) -> Tensor:
+        """A x with a_k = values[k]."""
+        return _SpMM.apply(values, x, self)
+
+    def to(self, device: torch.device | str) -> SparseGraph:
+        for name in ("src", "dst", "crow", "t_order", "t_crow", "t_col", "edge_weight"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.to(device))
+        return self
+
+
+class _SpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values: Tensor, x: Tensor, graph: SparseGraph) -> Tensor:
+        ctx.save_for_backward(values, x)
+        ctx.graph = graph
+        n = graph.num_nodes
+        return torch.sparse_csr_tensor(graph.crow, graph.src, values, (n, n), check_invariants=False) @ x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        values, x = ctx.saved_tensors
+        g = ctx.graph
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_values = (grad[g.dst] * x[g.src]).sum(-1)
+        if ctx.needs_input_grad[1]:
+            n = g.num_nodes
+            a_t = torch.sparse_csr_tensor(g.t_crow, g.t_col, values[g.t_order], (n, n), check_invariants=False)
+            grad_x = a_t @ grad
+        return grad_values, grad_x, None

@@ -1,0 +1,66 @@
+"""Where a number came from: git commit, library versions, machine."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = (
+    "torch",
+    "torch_geometric",
+    "torchdiffeq",
+    "hydra-core",
+    "omegaconf",
+    "numpy",
+    "scipy",
+    "ray",
+    "wandb",
+)
+
+
+@functools.cache
+def git_commit() -> dict[str, object]:
+    """HEAD commit of the project and whether the working tree had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+@functools.cache
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def machine(device: str) -> dict[str, object]:
+    import os
+
+    import torch
+
+    info: dict[str, object] = {
+        "host": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info

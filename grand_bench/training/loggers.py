@@ -1,0 +1,55 @@
+"""Experiment loggers (config group ``logger/``): none, or wandb (offline/disabled need no network)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..config import LoggerCfg
+
+LOGGERS = ("none", "wandb")
+
+
+class Logger(Protocol):
+    def log(self, metrics: dict[str, float], step: int) -> None: ...
+    def finish(self, summary: dict[str, Any]) -> None: ...
+
+
+class NullLogger:
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        pass
+
+
+class WandbLogger:
+    """One wandb run per training run. The mode is passed explicitly: it beats WANDB_MODE (ecosystem §B3)."""
+
+    def __init__(self, cfg: LoggerCfg, name: str, config: dict[str, Any]) -> None:
+        import wandb
+
+        self.run = wandb.init(
+            project=cfg.project,
+            mode=cfg.mode,
+            group=cfg.group,
+            name=name,
+            config=config,
+            dir=cfg.dir,
+            reinit="finish_previous",
+        )
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self.run.log(metrics, step=step)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        for key, value in summary.items():
+            self.run.summary[key] = value
+        self.run.finish()
+
+
+def make_logger(cfg: LoggerCfg, name: str, config: dict[str, Any]) -> Logger:
+    if cfg.name == "none":
+        return NullLogger()
+    if cfg.name == "wandb":
+        return WandbLogger(cfg, name, config)
+    raise ValueError(f"unknown logger '{cfg.name}'; valid: {', '.join(LOGGERS)}")
