@@ -33,6 +33,8 @@ DIFFUSIVITIES = ("fixed_attention", "attention", "laplacian")
 class GrandDiffusion(GraphODEFunc):
     """f(t, X) = sigma(alpha) (A X - X) [+ beta X(0)] with A from ``diffusivity`` (module docstring)."""
 
+    closure_names = ("x0", "values")
+
     def __init__(self, hidden_dim: int, cfg: GrandModelCfg, graph: SparseGraph) -> None:
         super().__init__()
         self.diffusivity = cfg.diffusivity
@@ -61,12 +63,6 @@ class GrandDiffusion(GraphODEFunc):
                 return
         if self.diffusivity == "fixed_attention":
             self.values = self.attention(x0, self.graph)
-
-    def adjoint_tensors(self) -> tuple[Tensor, ...]:
-        extra = [self.x0] if self.beta_train is not None else []
-        if self.diffusivity == "fixed_attention":
-            extra.append(self.values)
-        return tuple(t for t in extra if t is not None and t.requires_grad)
 
     @property
     def speed(self) -> Tensor:

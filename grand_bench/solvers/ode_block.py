@@ -7,13 +7,14 @@ the original GRAND code gets wrong or leaves implicit are handled here:
   from 0 to T);
 * with the adjoint method, gradients reach only the tensors handed to ``odeint_adjoint``. The RHS
   also closes over non-parameter tensors that need gradients (X(0) of the source term, GRAND-l's
-  attention computed from X(0)), so the function lists them in ``adjoint_tensors`` and they are
-  passed as ``adjoint_params`` too.
+  attention computed from X(0)). Handing those to ``odeint_adjoint`` as parameters double-counts
+  gradients (autograd walks from one closure into the history of another, e.g. A(X(0)) back to X(0)).
+  Instead, under the adjoint the closure tensors named in ``closure_names`` travel in the ODE state
+  with zero time derivative; torchdiffeq detaches the state in its backward dynamics, and their
+  gradients come out as the adjoint of their initial value.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor, nn
@@ -38,9 +39,25 @@ class GraphODEFunc(nn.Module):
     def prepare(self, x0: Tensor) -> None:  # pragma: no cover - default does nothing
         pass
 
-    def adjoint_tensors(self) -> tuple[Tensor, ...]:
-        """Non-parameter tensors the RHS uses that need gradients under the adjoint method."""
-        return ()
+    closure_names: tuple[str, ...] = ()  # attributes holding per-pass tensors that forward reads
+
+    def closures(self) -> dict[str, Tensor]:
+        """The closure tensors of this pass that need gradients."""
+        found = {name: getattr(self, name, None) for name in self.closure_names}
+        return {k: v for k, v in found.items() if isinstance(v, Tensor) and v.requires_grad}
+
+
+class _WithConstants(nn.Module):
+    """f(t, (x, c_1, ..., c_k)) = (f(t, x), 0, ..., 0), with the c_i set as the function's closures."""
+
+    def __init__(self, counted: _CountedFunc, names: list[str]) -> None:
+        super().__init__()
+        self.counted, self.names = counted, names
+
+    def forward(self, t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        for name, value in zip(self.names, state[1:], strict=True):
+            setattr(self.counted.func, name, value)
+        return (self.counted(t, state[0]), *(torch.zeros_like(c) for c in state[1:]))
 
 
 class _CountedFunc(nn.Module):
@@ -125,30 +142,10 @@ class ODEBlock(nn.Module):
         t = t.to(device=x0.device, dtype=x0.dtype)
         try:
             if self.cfg.adjoint and self.training:
-                params = tuple(p for p in self.counted.parameters() if p.requires_grad)
-                out = odeint_adjoint(
-                    self.counted,
-                    x0,
-                    t,
-                    rtol=self.rtol,
-                    atol=self.atol,
-                    method=self.cfg.method,
-                    options=self.options,
-                    adjoint_rtol=self.adjoint_rtol,
-                    adjoint_atol=self.adjoint_atol,
-                    adjoint_method=self.adjoint_method,
-                    adjoint_options=self.adjoint_options,
-                    adjoint_params=params + self.func.adjoint_tensors(),
-                )
+                out = self._adjoint_solve(x0, t)
             else:
                 out = odeint(
-                    self.counted,
-                    x0,
-                    t,
-                    rtol=self.rtol,
-                    atol=self.atol,
-                    method=self.cfg.method,
-                    options=self.options,
+                    self.counted, x0, t, rtol=self.rtol, atol=self.atol, method=self.cfg.method, options=self.options
                 )
         except AssertionError as err:  # torchdiffeq signals step-size underflow with assert
             raise SolverError(f"ODE solver '{self.cfg.method}' broke down: {err}") from err
@@ -156,11 +153,30 @@ class ODEBlock(nn.Module):
             raise SolverError(f"ODE state became NaN/Inf (solver '{self.cfg.method}', T={self.time})")
         return out if times is not None else out[-1]
 
+    def _adjoint_solve(self, x0: Tensor, t: Tensor) -> Tensor:
+        closures = self.func.closures()
+        func = _WithConstants(self.counted, list(closures)) if closures else self.counted
+        state = (x0, *closures.values()) if closures else x0
+        try:
+            out = odeint_adjoint(
+                func,
+                state,
+                t,
+                rtol=self.rtol,
+                atol=self.atol,
+                method=self.cfg.method,
+                options=self.options,
+                adjoint_rtol=self.adjoint_rtol,
+                adjoint_atol=self.adjoint_atol,
+                adjoint_method=self.adjoint_method,
+                adjoint_options=self.adjoint_options,
+                adjoint_params=tuple(p for p in self.func.parameters() if p.requires_grad),
+            )
+        finally:
+            for name, value in closures.items():  # the solver left its detached copies there
+                setattr(self.func, name, value)
+        return out[0] if closures else out
+
     def extra_repr(self) -> str:
         step = f", step_size={self.cfg.step_size}" if self.cfg.method in FIXED_STEP_METHODS else ""
         return f"method={self.cfg.method}, T={self.time}{step}, rtol={self.rtol:.2e}, atol={self.atol:.2e}"
-
-
-def fixed_step_count(time: float, step_size: float) -> int:
-    """Number of steps torchdiffeq's fixed grid takes over [0, time]."""
-    return math.ceil(time / step_size - 1e-9)

@@ -1,0 +1,164 @@
+"""End to end on real Cora: run records, determinism, recorded failures, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from grand_bench.report import read_records
+from grand_bench.run import run
+
+from .conftest import REPO
+
+FAST = [
+    "model=grand_l",
+    "dataset=cora",
+    "solver=rk4",
+    "solver.step_size=1.0",
+    "model.time=2.0",
+    "model.hidden_dim=16",
+    "model.attention.heads=2",
+    "model.attention.dim=16",
+    "train.epochs=3",
+]
+
+RECORD_KEYS = {
+    "schema_version",
+    "run_id",
+    "timestamp",
+    "model",
+    "dataset",
+    "split",
+    "split_index",
+    "split_sizes",
+    "seed",
+    "metric",
+    "status",
+    "error",
+    "failed_epoch",
+    "best_val",
+    "test_at_best_val",
+    "best_epoch",
+    "epochs_run",
+    "train_seconds",
+    "seconds_per_epoch",
+    "nfe_forward",
+    "nfe_backward",
+    "nfe_eval",
+    "num_params",
+    "peak_memory_mb",
+    "git",
+    "versions",
+    "machine",
+    "config",
+    "history",
+}
+
+
+def test_run_writes_one_complete_record_per_run(run_cfg, tmp_path):
+    records = run(run_cfg(*FAST, "seeds=[0,1]"))
+    stored = read_records(tmp_path / "runs")
+    assert len(records) == len(stored) == 2
+    for record in stored:
+        assert record.keys() >= RECORD_KEYS
+        assert record["status"] == "ok" and record["error"] is None
+        assert record["split"] == "random" and record["split_sizes"] == {"train": 140, "val": 1360, "test": 985}
+        assert 0 <= record["test_at_best_val"] <= 1 and 1 <= record["best_epoch"] <= record["epochs_run"] == 3
+        assert record["nfe_forward"] == 8  # rk4: 4 evaluations x 2 steps
+        assert record["nfe_backward"] == 0  # plain backprop re-uses the forward graph
+        assert record["num_params"] > 0 and record["peak_memory_mb"] > 0
+        assert record["versions"]["torch"].startswith("2.13") and "torchdiffeq" in record["versions"]
+        assert record["config"]["model"]["hidden_dim"] == 16 and record["config"]["seed"] == record["seed"]
+        assert len(record["history"]["val"]) == 3
+    assert [r["split_index"] for r in stored] == [0, 1]  # each seed draws its own random split
+
+
+def test_same_seed_gives_identical_numbers(run_cfg):
+    first, second = (run(run_cfg(*FAST, "seed=7"))[0] for _ in range(2))
+    assert first["history"] == second["history"]
+    assert first["test_at_best_val"] == second["test_at_best_val"]
+
+
+def test_explicit_splits_times_seeds(run_cfg):
+    records = run(run_cfg(*FAST, "train.epochs=1", "splits=[3,4]", "seeds=[0,1]"))
+    assert [(r["split_index"], r["seed"]) for r in records] == [(3, 0), (3, 1), (4, 0), (4, 1)]
+
+
+def test_max_nfe_guard_records_a_failed_run(run_cfg, tmp_path):
+    records = run(run_cfg(*FAST, "solver.max_nfe=5"))
+    stored = read_records(tmp_path / "runs")
+    assert records[0]["status"] == stored[0]["status"] == "failed"
+    assert "MaxNFEExceeded" in stored[0]["error"] and "max_nfe=5" in stored[0]["error"]
+    assert stored[0]["failed_epoch"] == 1
+
+
+def test_time_selection_picks_a_time_on_validation(run_cfg):
+    record = run(run_cfg(*FAST, "eval.time_selection=true", "eval.time_points=5"))[0]
+    assert record["status"] == "ok" and record["best_time"] in (0.0, 1.5, 3.0, 4.5, 6.0)
+
+
+def test_public_split_and_nl_rw_run(run_cfg):
+    record = run(run_cfg(*FAST, "model=grand_nl_rw", "split=public", "model.rewiring.k=8", "train.epochs=1"))[0]
+    assert record["status"] == "ok"
+    assert record["split_sizes"] == {"train": 140, "val": 500, "test": 1000}
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=grand_x"], "error: unknown model 'grand_x'; valid: grand_l, grand_laplacian, grand_nl, grand_nl_rw"),
+        (["dataset=imagenet"], "error: unknown dataset 'imagenet'; valid: citeseer, cora, pubmed"),
+        (["solver=rk45"], "error: unknown solver 'rk45'; valid:"),
+        (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, public, random"),
+        (["solver=rk4"], "error: solver.method 'rk4' is fixed-step: set solver.step_size (> 0)"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
+    result = cli(*args, f"results_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.jsonl"))  # nothing half-written
+
+
+def test_cli_missing_data_names_file_and_mirror_variable(tmp_path):
+    result = cli(
+        "dataset=pubmed",
+        f"data_root={tmp_path}/data",
+        "raw_mirror=null",
+        f"results_dir={tmp_path}",
+        env={"GRAND_BENCH_OFFLINE": "1"},
+    )
+    assert result.returncode == 2
+    assert "ind.pubmed" in result.stderr and "GRAND_BENCH_RAW" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_failed_run_exits_1_and_is_recorded(planetoid_root, tmp_path):
+    result = cli(
+        *FAST,
+        "solver.max_nfe=3",
+        f"data_root={planetoid_root}",
+        "raw_mirror=null",
+        f"results_dir={tmp_path}",
+        "train.progress=false",
+    )
+    assert result.returncode == 1, result.stderr
+    assert "1 of 1 run(s) failed" in result.stderr
+    (line,) = (tmp_path / "grand_l_cora.jsonl").read_text().splitlines()
+    assert json.loads(line)["status"] == "failed"
