@@ -11,13 +11,14 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
-from data_fixtures import copy_mirror_part, raw_mirror, ring_with_chords, snapshot, write_geom_gcn_files
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, is_undirected
 
 from grand_bench.config import DatasetCfg, RewiringCfg, SplitCfg
 from grand_bench.data import LOADERS, SPLITS, DataError, Split, load_graph, make_split, rewire
 from grand_bench.data.splits import read_geom_gcn_masks
+
+from .data_fixtures import copy_mirror_part, raw_mirror, ring_with_chords, snapshot, write_geom_gcn_files
 
 CORA = DatasetCfg(name="cora", loader="planetoid", pyg_name="Cora")
 CORA_RAW = [f"ind.cora.{e}" for e in ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")]

@@ -162,3 +162,12 @@ def test_cli_failed_run_exits_1_and_is_recorded(planetoid_root, tmp_path):
     assert "1 of 1 run(s) failed" in result.stderr
     (line,) = (tmp_path / "grand_l_cora.jsonl").read_text().splitlines()
     assert json.loads(line)["status"] == "failed"
+
+
+def test_wandb_logger_works_offline_without_network_or_key(run_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    record = run(run_cfg(*FAST, "train.epochs=1", "logger=wandb", "logger.mode=offline", f"logger.dir={tmp_path}"))[0]
+    assert record["status"] == "ok"
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
