@@ -24,6 +24,8 @@ class DatasetCfg:
     metric: str = "accuracy"
     normalize_features: bool = False  # row-normalise x (heterophilic loaders do)
     dev_size: int = 1500  # random-split development set (Shchur et al.; 5000 for CoauthorCS)
+    homophily: float | None = None  # syn-cora (Zhu et al. 2020): which homophily level's graph, e.g. 0.3
+    graph: int = 1  # syn-cora: which of the three graphs generated per homophily level (1, 2 or 3)
 
 
 @dataclass

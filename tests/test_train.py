@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from grand_bench.report import read_records
 from grand_bench.run import run
@@ -171,3 +172,30 @@ def test_wandb_logger_works_offline_without_network_or_key(run_cfg, tmp_path, mo
     assert record["status"] == "ok"
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+def test_resume_from_a_checkpoint_gives_the_uninterrupted_result(ring):
+    from grand_bench.config import EvalCfg, OptimCfg, SolverCfg, TrainCfg
+    from grand_bench.data import Split
+    from grand_bench.models.grand import build_grand, diffusion_graph
+    from grand_bench.training import Trainer, seed_everything
+
+    from .test_models import grand_cfg
+
+    cfg = grand_cfg(input_dropout=0.5, dropout=0.3)
+    split = Split(torch.arange(0, 10), torch.arange(10, 20), torch.arange(20, 30))
+
+    def trainer(epochs: int) -> Trainer:
+        seed_everything(0)
+        model = build_grand(cfg, SolverCfg(method="rk4", step_size=0.5), ring, diffusion_graph(ring, cfg))
+        return Trainer(model, ring.x, ring.y, split, OptimCfg(), TrainCfg(epochs=epochs, progress=False), EvalCfg())
+
+    uninterrupted = trainer(6).fit()
+    first = trainer(3)
+    first.fit()
+    state = first.state_dict()
+    resumed = trainer(6)
+    resumed.load_state_dict(state)
+    outcome = resumed.fit()
+    assert outcome.history == uninterrupted.history
+    assert (outcome.best_epoch, outcome.test_at_best_val) == (uninterrupted.best_epoch, uninterrupted.test_at_best_val)

@@ -1,5 +1,5 @@
-"""Train/validation/test split protocols: Planetoid public masks, Shchur-style random splits, and the
-geom-gcn fixed split files."""
+"""Train/validation/test split protocols: Planetoid public masks, Shchur-style random splits, the geom-gcn
+fixed split files, and OGB's official split."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from torch_geometric.data import Data
 from grand_bench.config import DatasetCfg, SplitCfg
 from grand_bench.data.errors import DataError, unknown_choice
 
-SPLITS: tuple[str, ...] = ("public", "random", "geom_gcn")
+SPLITS: tuple[str, ...] = ("public", "random", "geom_gcn", "official")
+# Protocols whose masks are defined on the full graph as shipped, so the LCC must not be taken first.
+FULL_GRAPH_SPLITS = ("public", "official")
 MASK_KEYS = ("train_mask", "val_mask", "test_mask")
 
 
@@ -47,9 +49,10 @@ def check_split_cfg(split: SplitCfg) -> None:
     """Validate the split name and, for geom_gcn, the split index (before any data is loaded)."""
     if split.name not in SPLITS:
         raise unknown_choice("split", split.name, SPLITS)
-    if split.name == "public" and split.lcc:
+    if split.name in FULL_GRAPH_SPLITS and split.lcc:
+        what = "Planetoid public masks" if split.name == "public" else "OGB official split indices"
         raise DataError(
-            "split 'public' with lcc=true: the Planetoid public masks are defined on the full graph; "
+            f"split {split.name!r} with lcc=true: the {what} are defined on the full graph; "
             "set split.lcc=false (or use split=random for LCC splits)"
         )
     if split.name == "geom_gcn":
@@ -59,8 +62,8 @@ def check_split_cfg(split: SplitCfg) -> None:
 def make_split(data: Data, split: SplitCfg, dataset: DatasetCfg) -> Split:
     """The split ``split.name`` of the graph ``data`` as returned by ``load_graph``."""
     check_split_cfg(split)
-    if split.name == "public":
-        return _from_masks(data, column=None, protocol="public")
+    if split.name in FULL_GRAPH_SPLITS:
+        return _from_masks(data, column=None, protocol=split.name)
     if split.name == "geom_gcn":
         return _from_masks(data, column=split.index, protocol="geom_gcn")
     return random_split(data.y, split.index, dataset.dev_size, split.train_per_class)
@@ -99,7 +102,7 @@ def random_split(y: Tensor, seed: int, dev_size: int, train_per_class: int) -> S
 
 
 def _from_masks(data: Data, column: int | None, protocol: str) -> Split:
-    """Indices from boolean masks: 1-D (public) or column ``column`` of [N, num_splits] (geom_gcn)."""
+    """Indices from boolean masks: 1-D (public, official) or column ``column`` of [N, num_splits] (geom_gcn)."""
     parts = []
     for key in MASK_KEYS:
         mask = getattr(data, key, None)
@@ -164,3 +167,22 @@ def read_geom_gcn_masks(raw_dir: Path, prefix: str, num_splits: int, num_nodes: 
                     )
                 columns[key].append(mask)
     return {key: torch.stack(cols, dim=1) for key, cols in columns.items()}
+
+
+def masks_from_indices(indices: dict[str, Tensor], num_nodes: int) -> dict[str, Tensor]:
+    """[num_nodes] bool masks from an index split ``{"train", "valid", "test"}`` (OGB's ``get_idx_split``).
+
+    OGB names the validation part ``valid``; ``val`` is accepted too. Indices outside the graph are refused.
+    """
+    out = {}
+    for key, names in zip(MASK_KEYS, (("train",), ("valid", "val"), ("test",)), strict=True):
+        found = [indices[n] for n in names if n in indices]
+        if not found:
+            raise DataError(f"official split lacks part {names[0]!r}; it has {', '.join(indices)}")
+        idx = torch.as_tensor(found[0]).view(-1).long()
+        if idx.numel() and not (0 <= int(idx.min()) and int(idx.max()) < num_nodes):
+            raise DataError(f"official split part {names[0]!r} indexes nodes outside [0, {num_nodes})")
+        mask = torch.zeros(num_nodes, dtype=torch.bool)
+        mask[idx] = True
+        out[key] = mask
+    return out

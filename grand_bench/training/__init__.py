@@ -1,11 +1,12 @@
 """Lightning-free training: optimiser, loop with best-validation selection, loggers."""
 
 from .loggers import LOGGERS, make_logger
-from .loop import RunOutcome, Trainer, peak_memory_mb, seed_everything
+from .loop import Callback, RunOutcome, Trainer, peak_memory_mb, seed_everything
 from .optim import OPTIMIZERS, build_optimizer
 
 __all__ = [
     "LOGGERS",
+    "Callback",
     "OPTIMIZERS",
     "RunOutcome",
     "Trainer",

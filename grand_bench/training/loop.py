@@ -10,7 +10,9 @@ import math
 import random
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -65,8 +67,18 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+class Callback(Protocol):
+    """Called after every epoch with that epoch's metrics (Ray Tune reporting, checkpointing)."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None: ...
+
+
 class Trainer:
-    """Trains one model on one split and keeps the test score of the best validation epoch."""
+    """Trains one model on one split and keeps the test score of the best validation epoch.
+
+    All progress lives on the trainer (``outcome``, ``history``, NFE lists, the epoch counter), so
+    ``state_dict`` / ``load_state_dict`` can checkpoint and resume a run exactly, RNG states included.
+    """
 
     def __init__(
         self,
@@ -79,13 +91,22 @@ class Trainer:
         evaluation: EvalCfg,
         logger: Logger | None = None,
         description: str = "",
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model, self.x, self.y, self.split = model, x, y, split
         self.optimizer = build_optimizer(optim, model.parameters())
         self.train_cfg, self.eval_cfg = train, evaluation
         self.logger = logger or NullLogger()
         self.description = description
+        self.callbacks = list(callbacks)
         self.loss_fn = nn.CrossEntropyLoss()
+        self.outcome = RunOutcome(num_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
+        self.history: dict[str, list[float]] = {k: [] for k in ("loss", "train", "val", "test", "nfe_forward")}
+        self.nfe: dict[str, list[int]] = {"forward": [], "backward": [], "eval": []}
+        self.epoch = 0  # last completed epoch
+        self.since_best = 0
+        self.elapsed = 0.0  # training seconds before a resume
+        self._fit_start: float | None = None
 
     def train_step(self) -> tuple[float, int, int]:
         self.model.train()
@@ -102,64 +123,101 @@ class Trainer:
         self.optimizer.step()
         return loss.item(), nfe_forward, nfe_backward
 
+    def _scores(self, logits: Tensor) -> dict[str, float]:
+        return {name: accuracy(logits, self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
+
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], float | None, int]:
         """Scores on train/val/test; with time selection, at the best-validation integration time."""
         self.model.eval()
         self.model.ode.reset_nfe("evaluation")
         if not self.eval_cfg.time_selection:
-            logits = self.model(self.x)
-            scores = {name: accuracy(logits, self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
-            return scores, None, self.model.nfe
+            return self._scores(self.model(self.x)), None, self.model.nfe
         end = self.eval_cfg.time_factor * self.model.ode.time
         times = torch.linspace(0.0, end, self.eval_cfg.time_points)
         logits = self.model.forward_at(self.x, times)
         val = [accuracy(step, self.y, self.split.val) for step in logits]
         best = int(np.argmax(val))
-        scores = {name: accuracy(logits[best], self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
-        return scores, float(times[best]), self.model.nfe
+        return self._scores(logits[best]), float(times[best]), self.model.nfe
+
+    def run_epoch(self) -> dict[str, float]:
+        """One optimiser step and one evaluation; updates the best-validation record."""
+        loss, nfe_f, nfe_b = self.train_step()
+        scores, best_time, nfe_e = self.evaluate()
+        self.epoch += 1
+        for key, value in (("forward", nfe_f), ("backward", nfe_b), ("eval", nfe_e)):
+            self.nfe[key].append(value)
+        for key, value in (("loss", loss), ("nfe_forward", nfe_f), *scores.items()):
+            self.history[key].append(round(value, 6))
+        out = self.outcome
+        out.epochs_run = self.epoch
+        if math.isnan(out.best_val) or scores["val"] > out.best_val:
+            out.best_val, out.test_at_best_val = scores["val"], scores["test"]
+            out.train_at_best_val, out.best_epoch, out.best_time = scores["train"], self.epoch, best_time
+            self.since_best = 0
+        else:
+            self.since_best += 1
+        return {"loss": loss, **scores, "best_val": out.best_val, "nfe_forward": nfe_f, "nfe_backward": nfe_b}
 
     def fit(self) -> RunOutcome:
-        out = RunOutcome(num_params=sum(p.numel() for p in self.model.parameters() if p.requires_grad))
-        history: dict[str, list[float]] = {"loss": [], "train": [], "val": [], "test": [], "nfe_forward": []}
-        nfe_f, nfe_b, nfe_e, since_best = [], [], [], 0
+        """Train until ``train.epochs`` (from the current epoch, so a resumed trainer continues)."""
+        out = self.outcome
         bar = tqdm(
-            range(1, self.train_cfg.epochs + 1),
+            total=self.train_cfg.epochs,
+            initial=self.epoch,
             desc=self.description,
             disable=not self.train_cfg.progress,
             dynamic_ncols=True,
             leave=False,
         )
-        start = time.perf_counter()
-        epoch = 0
+        start = self._fit_start = time.perf_counter()
         try:
-            for epoch in bar:
-                loss, f, b = self.train_step()
-                scores, best_time, e = self.evaluate()
-                nfe_f.append(f), nfe_b.append(b), nfe_e.append(e)
-                for key, value in (("loss", loss), ("nfe_forward", f), *scores.items()):
-                    history[key].append(round(value, 6))
-                out.epochs_run = epoch
-                if scores["val"] > out.best_val or math.isnan(out.best_val):
-                    out.best_val, out.test_at_best_val = scores["val"], scores["test"]
-                    out.train_at_best_val, out.best_epoch, out.best_time = scores["train"], epoch, best_time
-                    since_best = 0
-                else:
-                    since_best += 1
+            while self.epoch < self.train_cfg.epochs:
+                metrics = self.run_epoch()
+                bar.update()
                 bar.set_postfix(
-                    loss=f"{loss:.3f}", val=f"{scores['val']:.3f}", best=f"{out.best_val:.3f}", nfe=f"{f}/{b}"
+                    loss=f"{metrics['loss']:.3f}",
+                    val=f"{metrics['val']:.3f}",
+                    best=f"{out.best_val:.3f}",
+                    nfe=f"{metrics['nfe_forward']}/{metrics['nfe_backward']}",
                 )
-                self.logger.log({"loss": loss, **scores, "nfe_forward": f, "nfe_backward": b}, step=epoch)
-                if self.train_cfg.patience is not None and since_best >= self.train_cfg.patience:
+                self.logger.log(metrics, step=self.epoch)
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self, self.epoch, metrics)
+                if self.train_cfg.patience is not None and self.since_best >= self.train_cfg.patience:
                     break
         except RunFailed as err:
-            out.status, out.error, out.failed_epoch = "failed", f"{type(err).__name__}: {err}", epoch
+            out.status, out.error, out.failed_epoch = "failed", f"{type(err).__name__}: {err}", self.epoch + 1
         finally:
             bar.close()
-        out.train_seconds = time.perf_counter() - start
-        out.seconds_per_epoch = out.train_seconds / max(len(nfe_f), 1)
-        out.nfe_forward = float(np.mean(nfe_f)) if nfe_f else 0.0
-        out.nfe_backward = float(np.mean(nfe_b)) if nfe_b else 0.0
-        out.nfe_eval = float(np.mean(nfe_e)) if nfe_e else 0.0
-        out.history = history
+        out.train_seconds = self.elapsed + time.perf_counter() - start
+        out.seconds_per_epoch = out.train_seconds / max(len(self.nfe["forward"]), 1)
+        out.nfe_forward, out.nfe_backward, out.nfe_eval = (
+            float(np.mean(self.nfe[k])) if self.nfe[k] else 0.0 for k in ("forward", "backward", "eval")
+        )
+        out.history = self.history
         return out
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run exactly: weights, optimiser, progress and RNG states."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "since_best": self.since_best,
+            "outcome": self.outcome.as_dict(),
+            "history": self.history,
+            "nfe": self.nfe,
+            "elapsed": self.elapsed + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.since_best, self.elapsed = state["epoch"], state["since_best"], state["elapsed"]
+        self.outcome = RunOutcome(**state["outcome"])
+        self.history, self.nfe = state["history"], state["nfe"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
