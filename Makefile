@@ -33,3 +33,16 @@ format: install
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
+
+# A 16-trial ASHA sweep of GRAND-l on Cora with short trials, then its best preset re-run through train.py
+# (docs/sweeps.md). A few minutes on 2 CPU cores; it starts over each time. Records and summary go to
+# results/sweeps/records (not the committed store), the preset to conf/experiment/sweep_demo.yaml.
+SWEEP_DEMO = model=grand_l dataset=cora tuner=asha tuner.sweep=demo tuner.space=grand_l_cora_demo \
+	tuner.num_samples=16 tuner.search_seed=0 train.epochs=20 tuner.grace_period=4 tuner.reduction_factor=2 \
+	solver=rk4 solver.step_size=1.0 results_dir=results/sweeps/records
+
+.PHONY: sweep-demo
+sweep-demo: install
+	rm -rf results/sweeps/demo
+	$(PY) tune.py $(SWEEP_DEMO)
+	$(PY) train.py experiment=sweep_demo results_dir=results/sweeps/records train.progress=false

@@ -144,6 +144,34 @@ class LoggerCfg:
 
 
 @dataclass
+class TunerCfg:
+    """Ray Tune sweep settings (group ``tuner/``), read by ``tune.py`` only; ``train.py`` ignores them.
+
+    See docs/sweeps.md. Paths are taken from the project root when relative (a Ray trial's cwd moves).
+    """
+
+    name: str = "none"  # the conf/tuner option: none (train.py) | asha | random
+    scheduler: str = "asha"  # asha (stops poor trials early) | fifo (every trial runs train.epochs)
+    sweep: str | None = None  # sweep name: Ray folder, records' sweep/tag, wandb group, preset; default <model>_<dataset>
+    space: str | None = None  # conf/search_space/<space>.yaml; default <model>_<dataset>, else <model>
+    num_samples: int = 16  # trials drawn from the space (times the values of any `grid` key)
+    metric: str = "val"  # reported every epoch: val | best_val | loss
+    mode: str = "max"  # max | min
+    max_t: int | None = None  # ASHA's last rung in epochs; default train.epochs
+    grace_period: int = 10  # ASHA: epochs every trial runs before it can be stopped
+    reduction_factor: int = 3  # ASHA: keep the top 1/reduction_factor at each rung
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractional: 0.25 packs four trials per GPU (needs device=cuda)
+    max_concurrent_trials: int | None = None  # default: as many as the resources allow
+    address: str = "local"  # local (a fresh embedded Ray) | auto (a running cluster) | ray://host:port
+    storage_path: str = "results/sweeps"  # Ray's experiment folders: <storage_path>/<sweep>/
+    resume: bool = False  # continue the interrupted sweep of this name (Tuner.restore)
+    checkpoint_every: int = 10  # epochs between trial checkpoints; 0 = none (an interrupted trial restarts)
+    top_k: int = 10  # rows of the summary table
+    search_seed: int | None = None  # seed of the random search; null = a different sample each sweep
+
+
+@dataclass
 class Config:
     dataset: DatasetCfg = field(default_factory=DatasetCfg)
     split: SplitCfg = field(default_factory=SplitCfg)
@@ -153,6 +181,7 @@ class Config:
     train: TrainCfg = field(default_factory=TrainCfg)
     eval: EvalCfg = field(default_factory=EvalCfg)
     logger: LoggerCfg = field(default_factory=LoggerCfg)
+    tuner: TunerCfg = field(default_factory=TunerCfg)  # tune.py only
     seed: int = 0
     seeds: list[int] | None = None  # run each of these seeds (default: [seed])
     splits: list[int] | None = None  # run each of these split indices (default: [split.index])

@@ -73,3 +73,41 @@ def ring_graph(num_nodes: int = 30, features: int = 8, classes: int = 3, seed: i
 @pytest.fixture
 def ring() -> Data:
     return ring_graph()
+
+
+@pytest.fixture(scope="session")
+def node_data_root(tmp_path_factory):
+    """A writable data root for the node-level datasets beyond Planetoid, shared by the whole session.
+
+    ``node_data_root("texas/raw", ...)`` copies those raw folders of the mirror into it (once) and returns
+    the root; a folder the mirror lacks skips the test. Copying on demand keeps ``-m "not slow"`` from
+    copying the large Amazon/Coauthor files; each dataset is processed once per session.
+    """
+    mirror = mirror_path()
+    root = tmp_path_factory.mktemp("node_data")
+
+    def stage(*rel_dirs: str) -> Path:
+        for rel in rel_dirs:
+            if not (mirror / rel).is_dir():
+                pytest.skip(f"raw folder {rel} not in the mirror at {mirror} (set GRAND_BENCH_RAW)")
+            if not (root / rel).is_dir():
+                shutil.copytree(mirror / rel, root / rel)
+        return root
+
+    return stage
+
+
+@pytest.fixture
+def node_run_cfg(node_data_root, tmp_path):
+    """Like run_cfg, on node_data_root: ``node_run_cfg("texas/raw", "dataset=texas", ...)``."""
+
+    def make(raw_dir: str, *overrides: str) -> DictConfig:
+        base = [
+            f"data_root={node_data_root(raw_dir)}",
+            "raw_mirror=null",
+            f"results_dir={tmp_path / 'runs'}",
+            "train.progress=false",
+        ]
+        return compose_cfg(base + list(overrides))
+
+    return make

@@ -91,9 +91,9 @@ def test_validation_reports_every_problem_at_once():
     ("argv", "message"),
     [
         (["model=gran_l"], "unknown model 'gran_l'; valid: grand_l"),
-        (["dataset=coraa"], "unknown dataset 'coraa'; valid: citeseer, cora, pubmed"),
+        (["dataset=coraa"], "unknown dataset 'coraa'; valid: actor, chameleon, citeseer, coauthor_cs"),
         (["solver=rk5"], "unknown solver 'rk5'; valid: "),
-        (["split=randm"], "unknown split 'randm'; valid: geom_gcn, public, random"),
+        (["split=randm"], "unknown split 'randm'; valid: geom_gcn, official, public, random"),
         (["-m", "model=grand_l,nope"], "unknown model 'nope'"),
     ],
 )
@@ -105,3 +105,11 @@ def test_unknown_group_option_is_one_line_with_choices(argv, message):
 
 def test_known_group_options_pass():
     assert check_group_choices(["model=grand_nl_rw", "dataset=citeseer", "split=public", "solver=rk4"]) is None
+
+
+@pytest.mark.parametrize(
+    ("dataset", "split"), [("texas", "geom_gcn"), ("actor", "geom_gcn"), ("cora", "random"), ("ogbn_arxiv", "official")]
+)
+def test_dataset_chooses_its_protocol_and_the_command_line_still_wins(dataset, split):
+    assert compose_cfg([f"dataset={dataset}"]).split.name == split
+    assert compose_cfg([f"dataset={dataset}", "split=public"]).split.name == "public"

@@ -123,9 +123,9 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     ("args", "message"),
     [
         (["model=grand_x"], "error: unknown model 'grand_x'; valid: grand_l, grand_laplacian, grand_nl, grand_nl_rw"),
-        (["dataset=imagenet"], "error: unknown dataset 'imagenet'; valid: citeseer, cora, pubmed"),
+        (["dataset=imagenet"], "error: unknown dataset 'imagenet'; valid: actor, chameleon, citeseer, coauthor_cs"),
         (["solver=rk45"], "error: unknown solver 'rk45'; valid:"),
-        (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, public, random"),
+        (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, official, public, random"),
         (["solver=rk4"], "error: solver.method 'rk4' is fixed-step: set solver.step_size (> 0)"),
     ],
 )

@@ -180,7 +180,7 @@ def masks_from_indices(indices: dict[str, Tensor], num_nodes: int) -> dict[str, 
         if not found:
             raise DataError(f"official split lacks part {names[0]!r}; it has {', '.join(indices)}")
         idx = torch.as_tensor(found[0]).view(-1).long()
-        if idx.numel() and not (0 <= int(idx.min()) and int(idx.max()) < num_nodes):
+        if idx.numel() and not (int(idx.min()) >= 0 and int(idx.max()) < num_nodes):
             raise DataError(f"official split part {names[0]!r} indexes nodes outside [0, {num_nodes})")
         mask = torch.zeros(num_nodes, dtype=torch.bool)
         mask[idx] = True

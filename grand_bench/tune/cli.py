@@ -1,0 +1,62 @@
+"""Command-line entry of ``tune.py``: the same Hydra composition as ``train.py`` plus the ``tuner`` group.
+
+Errors print as one line (exit 2 for bad input, 1 when no trial finished ok, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from ..cli import CONF_DIR, check_group_choices, fail, group_options
+from ..config import register_configs
+from ..errors import GrandBenchError
+
+DEFAULT_TUNER = "asha"
+
+
+def override_key(arg: str) -> str:
+    return arg.partition("=")[0].lstrip("+~")
+
+
+def check_tuner_choice(argv: list[str]) -> str | None:
+    """One line for an unknown ``tuner=`` (``none`` is for train.py), else None."""
+    valid = [name for name in group_options("tuner") if name != "none"]
+    for arg in argv:
+        if override_key(arg) == "tuner" and arg.partition("=")[2] not in valid:
+            return f"unknown tuner '{arg.partition('=')[2]}'; valid: {', '.join(valid)}"
+    return None
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_entry(cfg: DictConfig) -> None:
+    from .sweep import run_sweep
+
+    try:
+        outcome = run_sweep(cfg)
+    except (GrandBenchError, ValueError) as err:
+        fail(str(err), 2)
+    summary = outcome.summary
+    if outcome.interrupted:
+        args = " ".join(a for a in sys.argv[1:] if override_key(a) != "tuner.resume")
+        fail(
+            f"sweep '{summary.sweep}' interrupted with {summary.unfinished} trial(s) unfinished; "
+            f"continue it: python tune.py {args} tuner.resume=true",
+            130,
+        )
+    if summary.best is None:
+        reasons = [r["error"] for r in summary.failed] + list(summary.errored.values())
+        fail(f"no trial of sweep '{summary.sweep}' finished ok; first error: {reasons[0] if reasons else '?'}", 1)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    message = check_group_choices(argv) or check_tuner_choice(argv)
+    if message:
+        fail(message, 2)
+    if not any(override_key(arg) == "tuner" for arg in argv):
+        sys.argv.append(f"tuner={DEFAULT_TUNER}")  # tune.py always sweeps; config.yaml's `tuner: none` is train.py's
+    register_configs()
+    _hydra_entry()
