@@ -24,12 +24,12 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check grand_bench tests scripts train.py
-	$(VENV)/bin/ruff format --check grand_bench tests scripts train.py
+	$(VENV)/bin/ruff check grand_bench tests scripts train.py tune.py
+	$(VENV)/bin/ruff format --check grand_bench tests scripts train.py tune.py
 
 format: install
-	$(VENV)/bin/ruff check --fix grand_bench tests scripts train.py
-	$(VENV)/bin/ruff format grand_bench tests scripts train.py
+	$(VENV)/bin/ruff check --fix grand_bench tests scripts train.py tune.py
+	$(VENV)/bin/ruff format grand_bench tests scripts train.py tune.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -47,6 +47,8 @@ def fail(message: str, code: int) -> None:
 def _hydra_entry(cfg: DictConfig) -> None:
     from .run import run
 
+    if cfg.tuner.name != "none":
+        fail(f"tuner={cfg.tuner.name} is a sweep: run it with tune.py (python tune.py ... tuner={cfg.tuner.name})", 2)
     try:
         records = run(cfg)
     except RunFailed as err:

@@ -145,15 +145,15 @@ class LoggerCfg:
 
 @dataclass
 class TunerCfg:
-    """Ray Tune sweep settings (group ``tuner/``), read by ``tune.py`` only; ``train.py`` ignores them.
+    """Ray Tune sweep settings (group ``tuner/``), read by ``tune.py`` only; ``train.py`` refuses a tuner.
 
     See docs/sweeps.md. Paths are taken from the project root when relative (a Ray trial's cwd moves).
     """
 
     name: str = "none"  # the conf/tuner option: none (train.py) | asha | random
     scheduler: str = "asha"  # asha (stops poor trials early) | fifo (every trial runs train.epochs)
-    sweep: str | None = None  # sweep name: Ray folder, records' sweep/tag, wandb group, preset; default <model>_<dataset>
-    space: str | None = None  # conf/search_space/<space>.yaml; default <model>_<dataset>, else <model>
+    sweep: str | None = None  # Ray folder, records' sweep/tag, wandb group, preset name; default <model>_<dataset>
+    space: str | None = None  # conf/search_space/<space>.yaml or a .yaml path; default <model>_<dataset>, else <model>
     num_samples: int = 16  # trials drawn from the space (times the values of any `grid` key)
     metric: str = "val"  # reported every epoch: val | best_val | loss
     mode: str = "max"  # max | min

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from .data import load_graph, make_split
 from .models import family
 from .report import SCHEMA_VERSION, append_record, summarise
 from .report.store import record_path
-from .training import Trainer, make_logger, peak_memory_mb, seed_everything
+from .training import Callback, Trainer, make_logger, peak_memory_mb, seed_everything
 from .validate import validate
 
 
@@ -79,6 +80,34 @@ def make_record(cfg: DictConfig, outcome, split, device: torch.device) -> dict:
     }
 
 
+def train_one(
+    cfg: DictConfig,
+    data,
+    graph,
+    device: torch.device,
+    callbacks: Sequence[Callback] = (),
+    before_fit: Callable[[Trainer], object] | None = None,
+    name: str | None = None,
+) -> tuple[dict, Trainer]:
+    """Train one resolved (split, seed) config on loaded data; its run record (not yet stored) and trainer.
+
+    ``before_fit`` sees the trainer before training starts (a sweep trial restores its checkpoint there).
+    """
+    split = make_split(data, cfg.split, cfg.dataset)
+    split = type(split)(*(idx.to(device) for idx in (split.train, split.val, split.test)))
+    seed_everything(cfg.seed)
+    model = family(cfg.model).build(cfg.model, cfg.solver, data, graph).to(device)
+    name = name or f"{cfg.model.name} {cfg.dataset.name} {cfg.split.name}[{cfg.split.index}] seed {cfg.seed}"
+    logger = make_logger(cfg.logger, name, OmegaConf.to_container(cfg, resolve=True))
+    trainer = Trainer(model, data.x, data.y, split, cfg.optim, cfg.train, cfg.eval, logger, name, callbacks)
+    if before_fit is not None:
+        before_fit(trainer)
+    outcome = trainer.fit()
+    record = make_record(cfg, outcome, split, device)
+    logger.finish({k: record[k] for k in ("best_val", "test_at_best_val", "best_epoch", "status")})
+    return record, trainer
+
+
 def run(cfg: DictConfig) -> list[dict]:
     validate(cfg)
     device = resolve_device(cfg.device)
@@ -90,15 +119,7 @@ def run(cfg: DictConfig) -> list[dict]:
     out_file = record_path(absolute(cfg.results_dir), cfg.model.name, cfg.dataset.name)
     records = []
     for number, one in enumerate(configs, 1):
-        split = make_split(data, one.split, one.dataset)
-        split = type(split)(*(idx.to(device) for idx in (split.train, split.val, split.test)))
-        seed_everything(one.seed)
-        model = model_family.build(one.model, one.solver, data, graph).to(device)
-        name = f"{one.model.name} {one.dataset.name} {one.split.name}[{one.split.index}] seed {one.seed}"
-        logger = make_logger(one.logger, name, OmegaConf.to_container(one, resolve=True))
-        outcome = Trainer(model, data.x, data.y, split, one.optim, one.train, one.eval, logger, name).fit()
-        record = make_record(one, outcome, split, device)
-        logger.finish({k: record[k] for k in ("best_val", "test_at_best_val", "best_epoch", "status")})
+        record, _ = train_one(one, data, graph, device)
         append_record(out_file, record)
         records.append(record)
         print(format_run(number, len(configs), record), flush=True)

@@ -127,6 +127,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (["solver=rk45"], "error: unknown solver 'rk45'; valid:"),
         (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, official, public, random"),
         (["solver=rk4"], "error: solver.method 'rk4' is fixed-step: set solver.step_size (> 0)"),
+        (["tuner=asha"], "error: tuner=asha is a sweep: run it with tune.py"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):

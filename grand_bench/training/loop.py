@@ -105,6 +105,7 @@ class Trainer:
         self.nfe: dict[str, list[int]] = {"forward": [], "backward": [], "eval": []}
         self.epoch = 0  # last completed epoch
         self.since_best = 0
+        self.should_stop = False  # a callback sets this to end fit() cleanly after the current epoch
         self.elapsed = 0.0  # training seconds before a resume
         self._fit_start: float | None = None
 
@@ -184,6 +185,8 @@ class Trainer:
                 self.logger.log(metrics, step=self.epoch)
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, self.epoch, metrics)
+                if self.should_stop:
+                    break
                 if self.train_cfg.patience is not None and self.since_best >= self.train_cfg.patience:
                     break
         except RunFailed as err:

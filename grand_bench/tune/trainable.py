@@ -9,7 +9,6 @@ Tune, checkpoints every k epochs and honours the scheduler's stop. The graph dat
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,14 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from ray import tune
 from torch_geometric.data import Data
 
-from ..config import MODEL_SCHEMAS, Config, TrainCfg
-from ..data import make_split
+from ..config import MODEL_SCHEMAS, Config
 from ..errors import RunFailed
 from ..models import family
 from ..report import append_record
 from ..report.store import record_path
-from ..run import make_record, resolve_device
-from ..training import Trainer, make_logger, seed_everything
+from ..run import resolve_device, train_one
+from ..training import Trainer
 from ..validate import validate
 
 STATE_FILE = "trainer.pt"
@@ -55,17 +53,6 @@ def plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") and not isinstance(value, torch.Tensor) else value
 
 
-def stop_after_this_epoch(trainer: Trainer) -> None:
-    """End ``trainer.fit()`` cleanly after the current epoch: outcome finalised, status ok.
-
-    The Trainer has no stop flag; its loop runs while ``epoch < train_cfg.epochs``, so the trainer gets its
-    own copy of the train settings with ``epochs`` = the current epoch (the run's config is untouched).
-    """
-    current = trainer.train_cfg
-    values = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else OmegaConf.to_container(current)
-    trainer.train_cfg = TrainCfg(**{**values, "epochs": trainer.epoch})
-
-
 class TuneReport:
     """Trainer callback: report the epoch to Tune, checkpoint every ``every`` epochs, obey the stop board."""
 
@@ -85,7 +72,7 @@ class TuneReport:
             tune.report(result)
         if self.board is not None and ray.get(self.board.should_stop.remote(self.trial_id)):
             self.stop_requested = True
-            stop_after_this_epoch(trainer)
+            trainer.should_stop = True
 
 
 def restore(trainer: Trainer) -> int | None:
@@ -112,28 +99,26 @@ def train_trial(config: dict[str, Any], data: Data, board: str | None = None) ->
     device = resolve_device(cfg.device)
 
     data = data.to(device)
-    model_family = family(cfg.model)
-    graph = model_family.graph(data, cfg.model)  # per trial: the space may vary self-loops or rewiring
+    graph = family(cfg.model).graph(data, cfg.model)  # per trial: the space may vary self-loops or rewiring
     graph = graph.to(device) if hasattr(graph, "to") else graph
-    split = make_split(data, cfg.split, cfg.dataset)
-    split = type(split)(*(idx.to(device) for idx in (split.train, split.val, split.test)))
-    seed_everything(cfg.seed)
-    model = model_family.build(cfg.model, cfg.solver, data, graph).to(device)
-    name = f"{cfg.tag}/{trial_id}"
-    logger = make_logger(cfg.logger, name, OmegaConf.to_container(cfg, resolve=True))
     report = TuneReport(cfg.tuner.checkpoint_every, ray.get_actor(board) if board else None, trial_id)
-    trainer = Trainer(model, data.x, data.y, split, cfg.optim, cfg.train, cfg.eval, logger, name, callbacks=[report])
-    resumed_from = restore(trainer)
-
-    outcome = trainer.fit()
-    record = make_record(cfg, outcome, split, device)
+    resumed: dict[str, int | None] = {}
+    record, trainer = train_one(
+        cfg,
+        data,
+        graph,
+        device,
+        [report],
+        before_fit=lambda t: resumed.update(epoch=restore(t)),
+        name=f"{cfg.tag}/{trial_id}",
+    )
+    outcome = trainer.outcome
     record.update(
         sweep=cfg.tag,
         trial_id=trial_id,
         stopped_early=report.stop_requested and outcome.epochs_run < cfg.train.epochs,
-        resumed_from=resumed_from,
+        resumed_from=resumed.get("epoch"),
     )
-    logger.finish({k: record[k] for k in ("best_val", "test_at_best_val", "best_epoch", "status")})
     append_record(record_path(cfg.results_dir, cfg.model.name, cfg.dataset.name), record)
     if outcome.status != "ok":
         raise TrialFailed(f"{record['error']} (epoch {record['failed_epoch']})") from None
