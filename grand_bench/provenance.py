@@ -24,7 +24,10 @@ PACKAGES = (
 
 @functools.cache
 def git_commit() -> dict[str, object]:
-    """HEAD commit of the project and whether the working tree had uncommitted changes."""
+    """HEAD commit of the project and whether tracked files had uncommitted changes.
+
+    Cached per process: ``run`` calls it first, so it describes the code the process started with.
+    """
 
     def git(*args: str) -> str:
         return subprocess.run(

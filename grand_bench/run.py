@@ -93,6 +93,7 @@ def train_one(
 
     ``before_fit`` sees the trainer before training starts (a sweep trial restores its checkpoint there).
     """
+    provenance.git_commit()  # cached now: the record names the code as it was when the run started
     split = make_split(data, cfg.split, cfg.dataset)
     split = type(split)(*(idx.to(device) for idx in (split.train, split.val, split.test)))
     seed_everything(cfg.seed)
@@ -109,6 +110,7 @@ def train_one(
 
 
 def run(cfg: DictConfig) -> list[dict]:
+    provenance.git_commit()  # cached at start, not when the first record is written
     validate(cfg)
     device = resolve_device(cfg.device)
     configs = run_configs(cfg)

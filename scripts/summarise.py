@@ -86,7 +86,8 @@ def main() -> None:
         header = (
             "# Run summary\n\nWritten by `scripts/summarise.py` from the run records in "
             f"`{args.results}`. Ours: mean ± population std of test accuracy at the best validation epoch; "
-            "paper: `reference/published_results.csv`.\n\n"
+            "paper: `reference/published_results.csv`. s/epoch is the recorded wall-clock time per epoch (it depends "
+            "on what else shared the machine; see each record's `machine` and `config`).\n\n"
         )
         Path(args.out).write_text(header + text, encoding="utf-8")
 
