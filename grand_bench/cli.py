@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import register_configs
-from .errors import GrandBenchError, RunFailed
+from .errors import GrandBenchError, RunFailed, unknown_choice
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS_WITH_OPTIONS = ("dataset", "split", "model", "solver", "optim", "logger", "experiment")
@@ -34,7 +34,7 @@ def check_group_choices(argv: list[str]) -> str | None:
         valid = group_options(key)
         for option in value.split(","):  # multirun: model=a,b
             if option not in valid:
-                return f"unknown {key} '{option}'; valid: {', '.join(valid)}"
+                return unknown_choice(key, option, valid)
     return None
 
 

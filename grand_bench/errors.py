@@ -1,5 +1,12 @@
 """Exceptions whose message is meant for the user: one line, naming the value and what is allowed."""
 
+from collections.abc import Iterable
+
+
+def unknown_choice(key: str, value: object, valid: Iterable[object]) -> str:
+    """The one-line message for a value outside a fixed set: ``unknown <key> <repr(value)>; valid: a, b``."""
+    return f"unknown {key} {value!r}; valid: {', '.join(map(str, valid))}"
+
 
 class GrandBenchError(RuntimeError):
     """Base class: the CLI prints these as one line instead of a traceback."""

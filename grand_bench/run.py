@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import provenance
 from .data import load_graph, make_split
+from .errors import ConfigError
 from .models import family
 from .report import SCHEMA_VERSION, append_record, summarise
 from .report.store import record_path
@@ -27,8 +28,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from .errors import ConfigError
-
         raise ConfigError("device 'cuda' requested but torch sees no CUDA device; use device=cpu or device=auto")
     return torch.device(name)
 

@@ -8,7 +8,7 @@ and what is allowed.
 from __future__ import annotations
 
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, unknown_choice
 from .models import DIFFUSIVITIES, FAMILIES
 from .models.attention import check_attention_cfg
 from .solvers import FIXED_STEP_METHODS, METHODS
@@ -20,7 +20,7 @@ REWIRING = {"method": ("none", "gdc"), "diffusion": ("ppr", "heat"), "sparsifica
 
 def _choice(problems: list[str], key: str, value: object, valid: tuple | list) -> None:
     if value not in valid:
-        problems.append(f"unknown {key} '{value}'; valid: {', '.join(map(str, valid))}")
+        problems.append(unknown_choice(key, value, valid))
 
 
 def _positive(problems: list[str], key: str, value: float | None, allow_none: bool = False) -> None:

@@ -35,8 +35,9 @@ from grand_bench.run import absolute  # noqa: E402
 
 # DOCUMENTED VALUES, copied by hand, not measured: (nodes, edges, features, classes). Edges are PyG's count
 # (directed edge_index entries). Source: PyG 2.8.1's dataset documentation as tabulated in
-# /work/shared/data/README.md; syn-cora from the same README (5,930 edges at homophily 1.00); ogbn-arxiv
-# from the OGB paper (Hu et al. 2020, Table 1; OGB ships its edges directed) and ogb's master.csv (40 classes).
+# the shared data mirror's README.md (../shared/data); syn-cora from the same README (5,930 edges at
+# homophily 1.00); ogbn-arxiv from the OGB paper (Hu et al. 2020, Table 1; OGB ships its edges directed)
+# and ogb's master.csv (40 classes).
 DOCUMENTED: dict[str, tuple[int, int, int, int]] = {
     "cora": (2708, 10556, 1433, 7),
     "citeseer": (3327, 9104, 3703, 6),

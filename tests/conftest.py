@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -16,13 +15,9 @@ from torch_geometric.utils import to_undirected
 from grand_bench.cli import CONF_DIR
 from grand_bench.config import register_configs
 
-REPO = Path(__file__).resolve().parents[1]
+from .data_fixtures import mirror_path
+
 register_configs()
-
-
-def mirror_path() -> Path:
-    env = os.environ.get("GRAND_BENCH_RAW")
-    return Path(env) if env else REPO.parent / "shared" / "data"
 
 
 def compose_cfg(overrides: list[str] | None = None) -> DictConfig:

@@ -14,10 +14,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def raw_mirror() -> Path:
-    """The shared raw mirror (env GRAND_BENCH_RAW, else ``<repo>/../shared/data``); skip if absent."""
+def mirror_path() -> Path:
+    """Where the shared raw mirror is: env GRAND_BENCH_RAW, else ``<repo>/../shared/data``."""
     env = os.environ.get("GRAND_BENCH_RAW")
-    path = Path(env) if env else REPO.parent / "shared" / "data"
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def raw_mirror() -> Path:
+    """The shared raw mirror; skip the test if it has no Cora/raw."""
+    path = mirror_path()
     if not (path / "Cora" / "raw").is_dir():
         pytest.skip(f"raw mirror with Cora/raw not found at {path} (set GRAND_BENCH_RAW)")
     return path

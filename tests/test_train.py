@@ -13,7 +13,7 @@ import torch
 from grand_bench.report import read_records
 from grand_bench.run import run
 
-from .conftest import REPO
+from .data_fixtures import REPO
 
 FAST = [
     "model=grand_l",

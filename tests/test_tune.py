@@ -23,7 +23,8 @@ from grand_bench.tune.checks import check_tuner
 from grand_bench.tune.space import DOMAINS, available_spaces, build_param_space
 from grand_bench.tune.sweep import run_sweep, trial_container
 
-from .conftest import REPO, compose_cfg
+from .conftest import compose_cfg
+from .data_fixtures import REPO
 from .test_train import FAST
 
 

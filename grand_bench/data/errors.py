@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from grand_bench.errors import GrandBenchError
+from grand_bench.errors import unknown_choice as choice_message
 
 
 class DataError(GrandBenchError):
@@ -16,4 +17,4 @@ class DataError(GrandBenchError):
 
 def unknown_choice(what: str, value: object, valid: Iterable[str]) -> DataError:
     """The one-line error for a value outside a fixed set of choices, e.g. an unknown loader name."""
-    return DataError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+    return DataError(choice_message(what, value, valid))

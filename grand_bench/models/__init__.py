@@ -14,6 +14,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from ..config import SolverCfg
+from ..errors import unknown_choice
 from .grand import DIFFUSIVITIES, build_grand, diffusion_graph
 
 
@@ -32,7 +33,7 @@ def family(model_cfg: Any) -> ModelFamily:
     try:
         return FAMILIES[model_cfg.family]
     except KeyError:
-        raise ValueError(f"unknown model.family '{model_cfg.family}'; valid: {', '.join(FAMILIES)}") from None
+        raise ValueError(unknown_choice("model.family", model_cfg.family, FAMILIES)) from None
 
 
 __all__ = ["DIFFUSIVITIES", "FAMILIES", "ModelFamily", "family"]

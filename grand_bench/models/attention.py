@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from ..config import AttentionCfg
+from ..errors import unknown_choice
 from .graph import NORMS, SparseGraph
 
 ATTENTION_TYPES = ("scaled_dot", "cosine_sim", "pearson", "exp_kernel")
@@ -74,11 +75,11 @@ def check_attention_cfg(cfg: AttentionCfg, key: str = "model.attention") -> list
     """Problems with an attention config, as messages naming the option and what is allowed."""
     problems = []
     if cfg.type not in ATTENTION_TYPES:
-        problems.append(f"unknown {key}.type '{cfg.type}'; valid: {', '.join(ATTENTION_TYPES)}")
+        problems.append(unknown_choice(f"{key}.type", cfg.type, ATTENTION_TYPES))
     if cfg.normaliser not in NORMALISERS:
-        problems.append(f"unknown {key}.normaliser '{cfg.normaliser}'; valid: {', '.join(NORMALISERS)}")
+        problems.append(unknown_choice(f"{key}.normaliser", cfg.normaliser, NORMALISERS))
     if cfg.norm not in NORMS:
-        problems.append(f"unknown {key}.norm '{cfg.norm}'; valid: {', '.join(NORMS)}")
+        problems.append(unknown_choice(f"{key}.norm", cfg.norm, NORMS))
     if cfg.heads < 1 or cfg.dim < 1 or cfg.dim % cfg.heads:
         problems.append(f"{key}.heads={cfg.heads} must be >= 1 and divide {key}.dim={cfg.dim}")
     return problems

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter, softmax
 
+from ..errors import unknown_choice
+
 NORMS = ("row", "column")
 
 # torch warns once per process that CSR support is "beta"; the ops used here are covered by our tests.
@@ -53,7 +55,7 @@ class SparseGraph:
             return self.dst
         if norm == "column":
             return self.src
-        raise ValueError(f"unknown normalisation '{norm}'; valid: {', '.join(NORMS)}")
+        raise ValueError(unknown_choice("normalisation", norm, NORMS))
 
     def softmax(self, scores: Tensor, norm: str = "row") -> Tensor:
         """Softmax of per-edge scores ([E] or [E, H]) over each node's edge group."""

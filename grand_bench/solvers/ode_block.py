@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from ..config import SolverCfg
-from ..errors import ConfigError, MaxNFEExceeded, SolverError
+from ..errors import ConfigError, MaxNFEExceeded, SolverError, unknown_choice
 
 FIXED_STEP_METHODS = ("euler", "midpoint", "rk4", "heun2", "heun3", "explicit_adams", "implicit_adams")
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -86,13 +86,11 @@ def solver_tolerances(rtol: float, atol: float, tol_scale: float | None) -> tupl
     return tol_scale * 1e-9, tol_scale * 1e-7
 
 
-def _options(method: str, step_size: float | None, max_iters: int, key: str) -> dict:
+def _options(method: str, step_size: float | None, max_iters: int, step_key: str) -> dict:
+    """torchdiffeq options for ``method``; ``step_key`` names the config key a missing step size comes from."""
     if method in FIXED_STEP_METHODS:
         if step_size is None:
-            raise ConfigError(
-                f"{key}: fixed-step method '{method}' needs a step size "
-                f"(set solver.{'adjoint_' if 'adjoint' in key else ''}step_size)"
-            )
+            raise ConfigError(f"fixed-step method '{method}' needs a step size (set {step_key})")
         options: dict = {"step_size": step_size}
         if method == "implicit_adams":
             options["max_iters"] = max_iters
@@ -106,19 +104,21 @@ class ODEBlock(nn.Module):
     def __init__(self, func: GraphODEFunc, cfg: SolverCfg, time: float) -> None:
         super().__init__()
         if cfg.method not in METHODS:
-            raise ConfigError(f"unknown solver.method '{cfg.method}'; valid: {', '.join(METHODS)}")
+            raise ConfigError(unknown_choice("solver.method", cfg.method, METHODS))
         self.counted = _CountedFunc(func, cfg.max_nfe)
         self.cfg = cfg
         self.time = time
         self.rtol, self.atol = solver_tolerances(cfg.rtol, cfg.atol, cfg.tol_scale)
-        self.options = _options(cfg.method, cfg.step_size, cfg.max_iters, "solver.method")
+        self.options = _options(cfg.method, cfg.step_size, cfg.max_iters, "solver.step_size")
         self.adjoint_method = cfg.adjoint_method or cfg.method
         if cfg.adjoint and self.adjoint_method not in METHODS:
-            raise ConfigError(f"unknown solver.adjoint_method '{self.adjoint_method}'; valid: {', '.join(METHODS)}")
+            raise ConfigError(unknown_choice("solver.adjoint_method", self.adjoint_method, METHODS))
         adjoint_step = cfg.adjoint_step_size if cfg.adjoint_step_size is not None else cfg.step_size
-        self.adjoint_options = (
-            _options(self.adjoint_method, adjoint_step, cfg.max_iters, "solver.adjoint_method") if cfg.adjoint else {}
-        )
+        self.adjoint_options = {}
+        if cfg.adjoint:
+            self.adjoint_options = _options(
+                self.adjoint_method, adjoint_step, cfg.max_iters, "solver.adjoint_step_size"
+            )
         self.adjoint_rtol, self.adjoint_atol = solver_tolerances(
             cfg.adjoint_rtol, cfg.adjoint_atol, cfg.adjoint_tol_scale
         )

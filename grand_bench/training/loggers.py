@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..config import LoggerCfg
+from ..errors import unknown_choice
 
 LOGGERS = ("none", "wandb")
 
@@ -52,4 +53,4 @@ def make_logger(cfg: LoggerCfg, name: str, config: dict[str, Any]) -> Logger:
         return NullLogger()
     if cfg.name == "wandb":
         return WandbLogger(cfg, name, config)
-    raise ValueError(f"unknown logger '{cfg.name}'; valid: {', '.join(LOGGERS)}")
+    raise ValueError(unknown_choice("logger", cfg.name, LOGGERS))

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 
 from ..config import OptimCfg
+from ..errors import unknown_choice
 
 OPTIMIZERS = ("adam", "adamw", "adamax", "rmsprop", "sgd")
 
@@ -23,4 +24,4 @@ def build_optimizer(cfg: OptimCfg, params: Iterable[torch.nn.Parameter]) -> torc
         return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-    raise ValueError(f"unknown optim.name '{cfg.name}'; valid: {', '.join(OPTIMIZERS)}")
+    raise ValueError(unknown_choice("optim.name", cfg.name, OPTIMIZERS))

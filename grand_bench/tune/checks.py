@@ -9,7 +9,7 @@ import re
 
 from omegaconf import DictConfig
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unknown_choice
 from .scheduler import SCHEDULERS
 
 # What each metric means for "better": the mode must agree, or ASHA would keep the worst trials.
@@ -39,9 +39,9 @@ def check_tuner(cfg: DictConfig) -> None:
     if t.name == "none":
         problems.append("tune.py needs a tuner: tuner=asha or tuner=random")
     if t.scheduler not in SCHEDULERS:
-        problems.append(f"unknown tuner.scheduler '{t.scheduler}'; valid: {', '.join(SCHEDULERS)}")
+        problems.append(unknown_choice("tuner.scheduler", t.scheduler, SCHEDULERS))
     if t.metric not in METRIC_MODES:
-        problems.append(f"unknown tuner.metric '{t.metric}'; valid: {', '.join(METRIC_MODES)}")
+        problems.append(unknown_choice("tuner.metric", t.metric, METRIC_MODES))
     elif t.mode != METRIC_MODES[t.metric]:
         expected = METRIC_MODES[t.metric]
         problems.append(f"tuner.mode '{t.mode}' ranks tuner.metric '{t.metric}' backwards; valid: {expected}")

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from ..cli import CONF_DIR, check_group_choices, fail, group_options
 from ..config import register_configs
-from ..errors import GrandBenchError
+from ..errors import GrandBenchError, unknown_choice
 
 DEFAULT_TUNER = "asha"
 
@@ -26,7 +26,7 @@ def check_tuner_choice(argv: list[str]) -> str | None:
     valid = [name for name in group_options("tuner") if name != "none"]
     for arg in argv:
         if override_key(arg) == "tuner" and arg.partition("=")[2] not in valid:
-            return f"unknown tuner '{arg.partition('=')[2]}'; valid: {', '.join(valid)}"
+            return unknown_choice("tuner", arg.partition("=")[2], valid)
     return None
 
 
