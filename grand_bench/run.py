@@ -96,10 +96,10 @@ def train_one(
     split = make_split(data, cfg.split, cfg.dataset)
     split = type(split)(*(idx.to(device) for idx in (split.train, split.val, split.test)))
     seed_everything(cfg.seed)
-    model = family(cfg.model).build(cfg.model, cfg.solver, data, graph).to(device)
+    model = family(cfg.model).build(cfg.model, cfg.solver, data).to(device)
     name = name or f"{cfg.model.name} {cfg.dataset.name} {cfg.split.name}[{cfg.split.index}] seed {cfg.seed}"
     logger = make_logger(cfg.logger, name, OmegaConf.to_container(cfg, resolve=True))
-    trainer = Trainer(model, data.x, data.y, split, cfg.optim, cfg.train, cfg.eval, logger, name, callbacks)
+    trainer = Trainer(model, data.x, graph, data.y, split, cfg.optim, cfg.train, cfg.eval, logger, name, callbacks)
     if before_fit is not None:
         before_fit(trainer)
     outcome = trainer.fit()

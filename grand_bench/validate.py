@@ -11,7 +11,7 @@ from .config import Config
 from .errors import ConfigError, unknown_choice
 from .models import DIFFUSIVITIES, FAMILIES
 from .models.attention import check_attention_cfg
-from .solvers import FIXED_STEP_METHODS, METHODS
+from .solvers import TORCHDIFFEQ_METHODS, is_fixed_step, methods
 from .training import LOGGERS, OPTIMIZERS
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -61,8 +61,8 @@ def check_model(cfg, problems: list[str]) -> None:
 
 
 def check_solver(cfg, problems: list[str]) -> None:
-    _choice(problems, "solver.method", cfg.method, METHODS)
-    if cfg.method in FIXED_STEP_METHODS and cfg.step_size is None:
+    _choice(problems, "solver.method", cfg.method, methods())
+    if is_fixed_step(cfg.method) and cfg.step_size is None:
         problems.append(f"solver.method '{cfg.method}' is fixed-step: set solver.step_size (> 0)")
     _positive(problems, "solver.step_size", cfg.step_size, allow_none=True)
     for key in ("rtol", "atol", "adjoint_rtol", "adjoint_atol", "max_nfe", "max_iters"):
@@ -71,8 +71,10 @@ def check_solver(cfg, problems: list[str]) -> None:
         _positive(problems, f"solver.{key}", getattr(cfg, key), allow_none=True)
     if cfg.adjoint:
         adjoint_method = cfg.adjoint_method or cfg.method
-        _choice(problems, "solver.adjoint_method", adjoint_method, METHODS)
-        if adjoint_method in FIXED_STEP_METHODS and (cfg.adjoint_step_size or cfg.step_size) is None:
+        _choice(problems, "solver.adjoint_method", adjoint_method, TORCHDIFFEQ_METHODS)
+        if cfg.method not in TORCHDIFFEQ_METHODS:
+            problems.append(f"solver.adjoint=true needs a torchdiffeq method; '{cfg.method}' is a grand_bench scheme")
+        if is_fixed_step(adjoint_method) and (cfg.adjoint_step_size or cfg.step_size) is None:
             problems.append(f"solver.adjoint_method '{adjoint_method}' is fixed-step: set solver.adjoint_step_size")
 
 

@@ -14,7 +14,9 @@ from grand_bench.solvers import GraphODEFunc, ODEBlock, solver_tolerances
 
 def grand_func(data, **model) -> GrandDiffusion:
     cfg = OmegaConf.merge(OmegaConf.structured(GrandModelCfg), {"name": "t", "hidden_dim": 8, **model})
-    return GrandDiffusion(8, cfg, diffusion_graph(data, cfg))
+    func = GrandDiffusion(8, cfg)
+    func.test_graph = diffusion_graph(data, cfg)  # the graph the tests integrate on
+    return func
 
 
 def solver(**kw) -> SolverCfg:
@@ -25,7 +27,7 @@ def solver(**kw) -> SolverCfg:
 @pytest.mark.parametrize(("time", "step"), [(1.0, 0.25), (2.0, 0.5), (3.0, 1.0)])
 def test_fixed_step_nfe_is_exact(ring, method, per_step, time, step):
     block = ODEBlock(grand_func(ring), solver(method=method, step_size=step), time)
-    block(torch.randn(ring.num_nodes, 8))
+    block(torch.randn(ring.num_nodes, 8), block.func.test_graph)
     assert block.nfe == per_step * round(time / step)
 
 
@@ -42,7 +44,7 @@ def test_unknown_method_lists_valid_ones(ring):
 def test_max_nfe_guard_stops_the_solve(ring):
     block = ODEBlock(grand_func(ring), solver(method="euler", step_size=0.1, max_nfe=5), 1.0)
     with pytest.raises(MaxNFEExceeded, match="max_nfe=5"):
-        block(torch.randn(ring.num_nodes, 8))
+        block(torch.randn(ring.num_nodes, 8), block.func.test_graph)
 
 
 def test_adaptive_solver_counts_and_respects_tolerance(ring):
@@ -52,7 +54,8 @@ def test_adaptive_solver_counts_and_respects_tolerance(ring):
     reference = ODEBlock(grand_func(ring), solver(method="rk4", step_size=0.01, max_nfe=5000), 3.0)
     for block in (loose, tight, reference):
         block.load_state_dict(loose.state_dict())
-    out_loose, out_tight, out_ref = loose(x0), tight(x0), reference(x0)
+    graph = loose.func.test_graph
+    out_loose, out_tight, out_ref = loose(x0, graph), tight(x0, graph), reference(x0, graph)
     assert 0 < loose.nfe < tight.nfe
     assert (out_tight - out_ref).abs().max() < (out_loose - out_ref).abs().max() + 1e-6
     assert (out_tight - out_ref).abs().max() < 1e-4
@@ -72,7 +75,7 @@ class _Explode(GraphODEFunc):
 def test_non_finite_state_raises_solver_error():
     block = ODEBlock(_Explode(), solver(method="euler", step_size=0.5), 1.0)
     with pytest.raises(SolverError, match="NaN/Inf"):
-        block(torch.ones(3, 2))
+        block(torch.ones(3, 2), None)
 
 
 @pytest.mark.parametrize("diffusivity", ["fixed_attention", "attention"])
@@ -95,11 +98,11 @@ def test_adjoint_gradients_match_backprop(ring, diffusivity):
     for adjoint in (False, True):
         torch.manual_seed(0)
         cfg = solver(method="rk4", step_size=0.05, adjoint=adjoint)
-        model = build_grand(model_cfg, cfg, ring, graph).double()
+        model = build_grand(model_cfg, cfg, ring).double()
         with torch.no_grad():  # make the source term matter so its gradient path is exercised
             model.ode.func.beta_train.fill_(0.3)
         model.train()
-        model(ring.x.double()).square().sum().backward()
+        model(ring.x.double(), graph).square().sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     plain, adjoint = grads
     assert plain.keys() == adjoint.keys()

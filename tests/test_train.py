@@ -188,8 +188,11 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_result(ring):
 
     def trainer(epochs: int) -> Trainer:
         seed_everything(0)
-        model = build_grand(cfg, SolverCfg(method="rk4", step_size=0.5), ring, diffusion_graph(ring, cfg))
-        return Trainer(model, ring.x, ring.y, split, OptimCfg(), TrainCfg(epochs=epochs, progress=False), EvalCfg())
+        model = build_grand(cfg, SolverCfg(method="rk4", step_size=0.5), ring)
+        graph = diffusion_graph(ring, cfg)
+        return Trainer(
+            model, ring.x, graph, ring.y, split, OptimCfg(), TrainCfg(epochs=epochs, progress=False), EvalCfg()
+        )
 
     uninterrupted = trainer(6).fit()
     first = trainer(3)

@@ -1,7 +1,8 @@
 """Model families. A family is a schema (config.py), a graph builder and a model builder.
 
-The graph is built once per dataset and shared by every run on it (GDC rewiring is not repeated per
-seed). A new PDE-GNN family is one ODE-function module plus an entry here and a YAML in conf/model/.
+The graph is built once per dataset (or per mini-batch of graphs) and passed to the model at every
+forward pass, ``model(x, graph)``; it is shared by every run on the dataset (GDC rewiring is not repeated
+per seed). A new PDE-GNN family is one ODE-function module plus an entry here and a YAML in conf/model/.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .grand import DIFFUSIVITIES, build_grand, diffusion_graph
 @dataclass(frozen=True)
 class ModelFamily:
     graph: Callable[[Data, Any], Any]
-    build: Callable[[Any, SolverCfg, Data, Any], nn.Module]
+    build: Callable[[Any, SolverCfg, Data], nn.Module]  # (model cfg, solver cfg, data for the sizes)
 
 
 FAMILIES: dict[str, ModelFamily] = {

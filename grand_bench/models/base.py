@@ -7,6 +7,8 @@ function's weights are shared over time.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from ..solvers import ODEBlock
@@ -56,12 +58,12 @@ class ContinuousGNN(nn.Module):
     def decode(self, h: Tensor) -> Tensor:
         return self.decoder(self.dropout(h.relu()))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.decode(self.ode(self.encode(x)))
+    def forward(self, x: Tensor, graph: Any) -> Tensor:
+        return self.decode(self.ode(self.encode(x), graph))
 
-    def forward_at(self, x: Tensor, times: Tensor) -> Tensor:
+    def forward_at(self, x: Tensor, graph: Any, times: Tensor) -> Tensor:
         """Logits of the states at each of ``times``: shape [len(times), N, out_dim]."""
-        return self.decode(self.ode(self.encode(x), times))
+        return self.decode(self.ode(self.encode(x), graph, times))
 
     @property
     def nfe(self) -> int:

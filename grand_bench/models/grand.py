@@ -35,29 +35,28 @@ class GrandDiffusion(GraphODEFunc):
 
     closure_names = ("x0", "values")
 
-    def __init__(self, hidden_dim: int, cfg: GrandModelCfg, graph: SparseGraph) -> None:
+    def __init__(self, hidden_dim: int, cfg: GrandModelCfg) -> None:
         super().__init__()
         self.diffusivity = cfg.diffusivity
         self.alpha_sigmoid = cfg.alpha_sigmoid
         self.edge_sampling = cfg.edge_sampling
         self.norm = cfg.attention.norm
-        self.full_graph = graph
         self.alpha_train = nn.Parameter(torch.zeros(()))
         self.beta_train = nn.Parameter(torch.zeros(())) if cfg.add_source else None
         self.attention = EdgeAttention(hidden_dim, cfg.attention) if cfg.diffusivity != "laplacian" else None
-        weight = graph.edge_weight if graph.edge_weight is not None else torch.ones(graph.num_edges)
-        self.register_buffer("laplacian_values", graph.normalise(weight, self.norm), persistent=False)
-        self.graph, self.values, self.x0 = graph, None, None
+        self.graph: SparseGraph | None = None
+        self.values: Tensor | None = None
+        self.x0: Tensor | None = None
 
-    def prepare(self, x0: Tensor) -> None:
-        self.x0, self.graph, self.values = x0, self.full_graph, None
+    def prepare(self, x0: Tensor, graph: SparseGraph) -> None:
+        self.x0, self.graph, self.values = x0, graph, None
         if self.diffusivity == "laplacian":
-            self.values = self.laplacian_values
+            self.values = graph.cached(f"laplacian_{self.norm}", lambda: laplacian_values(graph, self.norm))
             return
         if self.training and self.edge_sampling < 1.0:
-            attention = self.attention(x0, self.full_graph)
+            attention = self.attention(x0, graph)
             keep = attention >= torch.quantile(attention.detach(), 1.0 - self.edge_sampling)
-            self.graph = self.full_graph.subgraph(keep)
+            self.graph = graph.subgraph(keep)
             if self.diffusivity == "fixed_attention":
                 self.values = self.graph.normalise(attention[keep], self.norm)
                 return
@@ -74,6 +73,14 @@ class GrandDiffusion(GraphODEFunc):
         if self.beta_train is not None:
             f = f + self.beta_train * self.x0
         return f
+
+
+def laplacian_values(graph: SparseGraph, norm: str) -> Tensor:
+    """Edge weights (ones if unweighted) normalised per ``norm``: the constant diffusivity."""
+    weight = graph.edge_weight
+    if weight is None:
+        weight = torch.ones(graph.num_edges, device=graph.src.device)
+    return graph.normalise(weight, norm)
 
 
 def diffusion_graph(data: Data, cfg: GrandModelCfg) -> SparseGraph:
@@ -93,8 +100,8 @@ def diffusion_graph(data: Data, cfg: GrandModelCfg) -> SparseGraph:
     return SparseGraph(edge_index, data.num_nodes, weight)
 
 
-def build_grand(cfg: GrandModelCfg, solver: SolverCfg, data: Data, graph: SparseGraph) -> ContinuousGNN:
-    func = GrandDiffusion(cfg.hidden_dim, cfg, graph)
+def build_grand(cfg: GrandModelCfg, solver: SolverCfg, data: Data) -> ContinuousGNN:
+    func = GrandDiffusion(cfg.hidden_dim, cfg)
     return ContinuousGNN(
         in_dim=data.num_features,
         hidden_dim=cfg.hidden_dim,

@@ -39,6 +39,13 @@ class SparseGraph:
         self.t_order = torch.argsort(self.src * num_nodes + self.dst)
         self.t_crow = torch._convert_indices_from_coo_to_csr(self.src[self.t_order], num_nodes)
         self.t_col = self.dst[self.t_order].contiguous()
+        self.cache: dict[str, Tensor] = {}  # per-graph constants (normalised weights), built on first use
+
+    def cached(self, key: str, build) -> Tensor:
+        """``build()`` once per graph: values that depend only on the graph (e.g. normalised weights)."""
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
 
     @property
     def num_edges(self) -> int:
@@ -76,6 +83,7 @@ class SparseGraph:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.to(device))
+        self.cache = {k: v.to(device) for k, v in self.cache.items()}
         return self
 
 

@@ -1,19 +1,31 @@
-"""ODE solvers: the torchdiffeq wrapper with NFE counting and guards (schemes it lacks come later)."""
+"""ODE solvers: the torchdiffeq wrapper with NFE counting and guards, and the schemes torchdiffeq lacks.
+
+Importing a scheme module registers its methods (solvers/schemes.py); add new scheme modules here.
+"""
 
 from .ode_block import (
-    ADAPTIVE_METHODS,
-    FIXED_STEP_METHODS,
-    METHODS,
+    TORCHDIFFEQ_ADAPTIVE,
+    TORCHDIFFEQ_FIXED,
+    TORCHDIFFEQ_METHODS,
     GraphODEFunc,
     ODEBlock,
+    is_fixed_step,
+    methods,
     solver_tolerances,
 )
+from .schemes import SCHEMES, Scheme, fixed_grid, register_scheme
 
 __all__ = [
-    "ADAPTIVE_METHODS",
-    "FIXED_STEP_METHODS",
-    "METHODS",
+    "SCHEMES",
+    "TORCHDIFFEQ_ADAPTIVE",
+    "TORCHDIFFEQ_FIXED",
+    "TORCHDIFFEQ_METHODS",
     "GraphODEFunc",
     "ODEBlock",
+    "Scheme",
+    "fixed_grid",
+    "is_fixed_step",
+    "methods",
+    "register_scheme",
     "solver_tolerances",
 ]

@@ -16,28 +16,45 @@ the original GRAND code gets wrong or leaves implicit are handled here:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from ..config import SolverCfg
 from ..errors import ConfigError, MaxNFEExceeded, SolverError, unknown_choice
+from .schemes import SCHEMES
 
-FIXED_STEP_METHODS = ("euler", "midpoint", "rk4", "heun2", "heun3", "explicit_adams", "implicit_adams")
-ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
-METHODS = FIXED_STEP_METHODS + ADAPTIVE_METHODS
+TORCHDIFFEQ_FIXED = ("euler", "midpoint", "rk4", "heun2", "heun3", "explicit_adams", "implicit_adams")
+TORCHDIFFEQ_ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+TORCHDIFFEQ_METHODS = TORCHDIFFEQ_FIXED + TORCHDIFFEQ_ADAPTIVE
+
+
+def methods() -> tuple[str, ...]:
+    """Every valid solver.method: torchdiffeq's and the registered schemes (solvers/schemes.py)."""
+    return TORCHDIFFEQ_METHODS + tuple(name for name in SCHEMES if name not in TORCHDIFFEQ_METHODS)
+
+
+def is_fixed_step(method: str) -> bool:
+    if method in SCHEMES:
+        return SCHEMES[method].fixed_step
+    return method in TORCHDIFFEQ_FIXED
 
 
 class GraphODEFunc(nn.Module):
     """Right-hand side f(t, x) of a graph ODE.
 
-    ``prepare(x0)`` runs once per forward pass before the solve (fix what is constant during the
-    integration: X(0), attention at t=0, a sampled edge set). ``nfe`` counts calls of ``forward``;
-    the counting and the max-NFE guard live in ``ODEBlock``.
+    ``prepare(x0, graph)`` runs once per forward pass before the solve: it receives the graph of this
+    pass (one graph for node tasks, a mini-batch of graphs for graph-level tasks) and fixes what is
+    constant during the integration (X(0), attention at t=0, a sampled edge set). The counting of
+    evaluations and the max-NFE guard live in ``ODEBlock``.
     """
 
-    def prepare(self, x0: Tensor) -> None:  # pragma: no cover - default does nothing
-        pass
+    graph: Any = None
+
+    def prepare(self, x0: Tensor, graph: Any) -> None:
+        self.graph = graph
 
     closure_names: tuple[str, ...] = ()  # attributes holding per-pass tensors that forward reads
 
@@ -88,7 +105,7 @@ def solver_tolerances(rtol: float, atol: float, tol_scale: float | None) -> tupl
 
 def _options(method: str, step_size: float | None, max_iters: int, step_key: str) -> dict:
     """torchdiffeq options for ``method``; ``step_key`` names the config key a missing step size comes from."""
-    if method in FIXED_STEP_METHODS:
+    if is_fixed_step(method):
         if step_size is None:
             raise ConfigError(f"fixed-step method '{method}' needs a step size (set {step_key})")
         options: dict = {"step_size": step_size}
@@ -103,16 +120,20 @@ class ODEBlock(nn.Module):
 
     def __init__(self, func: GraphODEFunc, cfg: SolverCfg, time: float) -> None:
         super().__init__()
-        if cfg.method not in METHODS:
-            raise ConfigError(unknown_choice("solver.method", cfg.method, METHODS))
+        if cfg.method not in methods():
+            raise ConfigError(unknown_choice("solver.method", cfg.method, methods()))
         self.counted = _CountedFunc(func, cfg.max_nfe)
         self.cfg = cfg
         self.time = time
         self.rtol, self.atol = solver_tolerances(cfg.rtol, cfg.atol, cfg.tol_scale)
         self.options = _options(cfg.method, cfg.step_size, cfg.max_iters, "solver.step_size")
         self.adjoint_method = cfg.adjoint_method or cfg.method
-        if cfg.adjoint and self.adjoint_method not in METHODS:
-            raise ConfigError(unknown_choice("solver.adjoint_method", self.adjoint_method, METHODS))
+        if cfg.adjoint and (cfg.method not in TORCHDIFFEQ_METHODS or self.adjoint_method not in TORCHDIFFEQ_METHODS):
+            bad = cfg.method if cfg.method not in TORCHDIFFEQ_METHODS else self.adjoint_method
+            raise ConfigError(
+                f"solver.adjoint=true needs torchdiffeq methods; '{bad}' is a grand_bench scheme"
+                f" (use adjoint=false, or one of: {', '.join(TORCHDIFFEQ_METHODS)})"
+            )
         adjoint_step = cfg.adjoint_step_size if cfg.adjoint_step_size is not None else cfg.step_size
         self.adjoint_options = {}
         if cfg.adjoint:
@@ -135,13 +156,15 @@ class ODEBlock(nn.Module):
         self.counted.nfe = 0
         self.counted.phase = phase
 
-    def forward(self, x0: Tensor, times: Tensor | None = None) -> Tensor:
-        """Integrate from X(0)=x0. Returns X(T), or the states at ``times`` (shape [len(times), ...])."""
-        self.func.prepare(x0)
+    def forward(self, x0: Tensor, graph: Any, times: Tensor | None = None) -> Tensor:
+        """Integrate from X(0)=x0 on ``graph``. Returns X(T), or the states at ``times`` ([len(times), ...])."""
+        self.func.prepare(x0, graph)
         t = times if times is not None else torch.tensor([0.0, self.time])
         t = t.to(device=x0.device, dtype=x0.dtype)
         try:
-            if self.cfg.adjoint and self.training:
+            if self.cfg.method in SCHEMES:
+                out = SCHEMES[self.cfg.method].integrate(self.counted, x0, t, self.cfg)
+            elif self.cfg.adjoint and self.training:
                 out = self._adjoint_solve(x0, t)
             else:
                 out = odeint(
@@ -178,5 +201,5 @@ class ODEBlock(nn.Module):
         return out[0] if closures else out
 
     def extra_repr(self) -> str:
-        step = f", step_size={self.cfg.step_size}" if self.cfg.method in FIXED_STEP_METHODS else ""
+        step = f", step_size={self.cfg.step_size}" if is_fixed_step(self.cfg.method) else ""
         return f"method={self.cfg.method}, T={self.time}{step}, rtol={self.rtol:.2e}, atol={self.atol:.2e}"

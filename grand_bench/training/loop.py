@@ -12,7 +12,7 @@ import resource
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -84,6 +84,7 @@ class Trainer:
         self,
         model: nn.Module,
         x: Tensor,
+        graph: Any,
         y: Tensor,
         split,
         optim: OptimCfg,
@@ -93,7 +94,7 @@ class Trainer:
         description: str = "",
         callbacks: Sequence[Callback] = (),
     ) -> None:
-        self.model, self.x, self.y, self.split = model, x, y, split
+        self.model, self.x, self.graph, self.y, self.split = model, x, graph, y, split
         self.optimizer = build_optimizer(optim, model.parameters())
         self.train_cfg, self.eval_cfg = train, evaluation
         self.logger = logger or NullLogger()
@@ -113,7 +114,7 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad()
         self.model.ode.reset_nfe("forward")
-        logits = self.model(self.x)
+        logits = self.model(self.x, self.graph)
         nfe_forward = self.model.nfe
         loss = self.loss_fn(logits[self.split.train], self.y[self.split.train])
         if not torch.isfinite(loss):
@@ -133,10 +134,10 @@ class Trainer:
         self.model.eval()
         self.model.ode.reset_nfe("evaluation")
         if not self.eval_cfg.time_selection:
-            return self._scores(self.model(self.x)), None, self.model.nfe
+            return self._scores(self.model(self.x, self.graph)), None, self.model.nfe
         end = self.eval_cfg.time_factor * self.model.ode.time
         times = torch.linspace(0.0, end, self.eval_cfg.time_points)
-        logits = self.model.forward_at(self.x, times)
+        logits = self.model.forward_at(self.x, self.graph, times)
         val = [accuracy(step, self.y, self.split.val) for step in logits]
         best = int(np.argmax(val))
         return self._scores(logits[best]), float(times[best]), self.model.nfe
