@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..config import EvalCfg, OptimCfg, TrainCfg
-from ..errors import RunFailed
+from ..errors import ConfigError, RunFailed
 from .loggers import Logger, NullLogger
 from .optim import build_optimizer
 
@@ -29,6 +29,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def reset_nfe(model: nn.Module, phase: str) -> None:
+    """Zero the model's function-evaluation counter; models without an ODE block (baselines) have none."""
+    ode = getattr(model, "ode", None)
+    if ode is not None:
+        ode.reset_nfe(phase)
+
+
+def nfe_of(model: nn.Module) -> int:
+    return int(getattr(model, "nfe", 0))
 
 
 def accuracy(logits: Tensor, y: Tensor, index: Tensor) -> float:
@@ -113,15 +124,15 @@ class Trainer:
     def train_step(self) -> tuple[float, int, int]:
         self.model.train()
         self.optimizer.zero_grad()
-        self.model.ode.reset_nfe("forward")
+        reset_nfe(self.model, "forward")
         logits = self.model(self.x, self.graph)
-        nfe_forward = self.model.nfe
+        nfe_forward = nfe_of(self.model)
         loss = self.loss_fn(logits[self.split.train], self.y[self.split.train])
         if not torch.isfinite(loss):
             raise RunFailed(f"training loss became {loss.item()}")
-        self.model.ode.reset_nfe("backward")
+        reset_nfe(self.model, "backward")
         loss.backward()
-        nfe_backward = self.model.nfe
+        nfe_backward = nfe_of(self.model)
         self.optimizer.step()
         return loss.item(), nfe_forward, nfe_backward
 
@@ -132,15 +143,17 @@ class Trainer:
     def evaluate(self) -> tuple[dict[str, float], float | None, int]:
         """Scores on train/val/test; with time selection, at the best-validation integration time."""
         self.model.eval()
-        self.model.ode.reset_nfe("evaluation")
+        reset_nfe(self.model, "evaluation")
         if not self.eval_cfg.time_selection:
-            return self._scores(self.model(self.x, self.graph)), None, self.model.nfe
+            return self._scores(self.model(self.x, self.graph)), None, nfe_of(self.model)
+        if not hasattr(self.model, "forward_at"):
+            raise ConfigError("eval.time_selection=true needs a continuous-depth model (one with an ODE block)")
         end = self.eval_cfg.time_factor * self.model.ode.time
         times = torch.linspace(0.0, end, self.eval_cfg.time_points)
         logits = self.model.forward_at(self.x, self.graph, times)
         val = [accuracy(step, self.y, self.split.val) for step in logits]
         best = int(np.argmax(val))
-        return self._scores(logits[best]), float(times[best]), self.model.nfe
+        return self._scores(logits[best]), float(times[best]), nfe_of(self.model)
 
     def run_epoch(self) -> dict[str, float]:
         """One optimiser step and one evaluation; updates the best-validation record."""
