@@ -46,3 +46,17 @@ sweep-demo: install
 	rm -rf results/sweeps/demo
 	$(PY) tune.py $(SWEEP_DEMO)
 	$(PY) train.py experiment=sweep_demo results_dir=results/sweeps/records train.progress=false
+
+# The papers' tables (results/tables/) and figures (results/figures/) from the run records in results/runs;
+# never trains. Specs: conf/tables/; the papers' numbers: reference/published_results.csv.
+.PHONY: tables figures reproduce
+tables: install
+	$(PY) scripts/make_tables.py results/runs --out results/tables --figures results/figures
+
+figures: install
+	$(PY) scripts/make_tables.py results/runs --figures results/figures --no-tables
+
+# Trains the cells of one table that are not recorded yet (resumable), e.g.
+#   make reproduce TABLE=grand2021_table2 ARGS='models=grand_l datasets=cora runs=10'
+reproduce: install
+	$(PY) scripts/reproduce.py table=$(TABLE) $(ARGS)

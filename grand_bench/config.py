@@ -26,6 +26,15 @@ class DatasetCfg:
     dev_size: int = 1500  # random-split development set (Shchur et al.; 5000 for CoauthorCS)
     homophily: float | None = None  # syn-cora (Zhu et al. 2020): which homophily level's graph, e.g. 0.3
     graph: int = 1  # syn-cora: which of the three graphs generated per homophily level (1, 2 or 3)
+    # Graph-level datasets (data/graph_level.py, training/graph_loop.py; task graph_regression,
+    # graph_classification or node_multilabel):
+    readout: str = "none"  # pooling of node states per graph before the MLP head: sum | mean | none (per node)
+    batch_size: int = 128  # graphs per mini-batch
+    limit: int | None = None  # only the first `limit` graphs of each file the dataset ships (quick runs, tests)
+    atom_features: str = "onehot"  # zinc: onehot (28 atom types) | scalar (the type index as one number, GraphCON)
+    superpixels: int = 75  # mnist_superpixels: at most this many SLIC superpixels (nodes) per image
+    knn: int = 8  # mnist_superpixels: each node is joined to its knn nearest centroids (then made undirected)
+    build_workers: int = 1  # mnist_superpixels: processes for the one-time SLIC build
 
 
 @dataclass
@@ -89,8 +98,100 @@ class GrandModelCfg:
 
 
 @dataclass
+class ReactionDiffusionModelCfg(GrandModelCfg):
+    """GRAND++, GREAD, RDGNN (models/reaction_diffusion.py): dX/dt = alpha (A X - X) + beta r(X), A as in GRAND."""
+
+    family: str = "reaction_diffusion"
+    # fisher | allen_cahn | zeldovich | bspm | source | filter_bank | filter_bank_star (GREAD);
+    # trusted_source (GRAND++); mlp (RDGNN's learned R(X, X(0)))
+    reaction: str = "bspm"
+    laplacian_norm: str | None = None  # diffusivity laplacian: row | column | sym (GCN); null = attention.norm
+    alpha_dim: str = "scalar"  # scalar | channel (GREAD's sc / vc): alpha = sigmoid(alpha_train)
+    beta_dim: str = "scalar"  # scalar | channel: beta = sigmoid(beta_train), beta_train from 0
+    beta_diag: bool = False  # GREAD's beta_diag: beta a free per-channel vector, U(-1, 1) init (beta_dim unused)
+
+
+@dataclass
+class BaselineModelCfg:
+    """Discrete message-passing baselines from PyG layers (models/baselines.py): a stack of `num_layers` layers."""
+
+    name: str = MISSING
+    family: str = "baseline"
+    layer: str = "gcn"  # mlp | gcn | gat | sage | gin | gatedgcn | monet | cheb | gcnii | appnp
+    num_layers: int = 2  # layers in the stack; the input and output layers count unless `encoder`
+    hidden_dim: int = 64  # width of hidden layers (GAT: all heads together, heads x per-head width)
+    dropout: float = 0.5  # before every layer, the input features included
+    activation: str = "relu"  # relu | elu
+    residual: bool = False  # h <- h + layer(h) for every hidden -> hidden layer
+    batch_norm: bool = False  # BatchNorm1d after every hidden layer, before the activation
+    encoder: bool = False  # Linear encoder / decoder around `num_layers` hidden -> hidden layers (GCNII: always)
+    dropedge: float = 0.0  # DropEdge (Rong et al. 2020): fraction of edges dropped per training forward pass
+    heads: int = 8  # gat: heads of the hidden layers (concatenated)
+    out_heads: int = 1  # gat: heads of the output layer (averaged)
+    attn_dropout: float = 0.6  # gat: dropout on the attention coefficients
+    aggr: str = "mean"  # sage, monet: neighbour aggregation, mean | max | sum
+    project: bool = False  # sage: Linear + ReLU on neighbours before aggregating (GraphSAGE-pool with max)
+    train_eps: bool = True  # gin: learn the self-weight epsilon
+    kernels: int = 3  # monet: Gaussian kernels per layer
+    pseudo_dim: int = 2  # monet: pseudo-coordinate dimension after the learned projection
+    K: int = 3  # cheb: filter size (polynomial degree K - 1); appnp: propagation steps
+    alpha: float = 0.1  # gcnii: initial-residual weight; appnp: teleport probability
+    theta: float = 0.5  # gcnii: identity-mapping strength lambda, beta_l = log(theta / l + 1)
+
+
+@dataclass
+class GraffModelCfg:
+    """GRAFF (Di Giovanni et al. 2022, eq. 9): dF/dt = -F Omega + Abar F W + beta F(0), W symmetric."""
+
+    name: str = MISSING
+    family: str = "graff"
+    hidden_dim: int = 64
+    time: float = 3.0  # terminal time T; T / dt layers
+    dt: float = 1.0  # explicit Euler step tau; the solver's step_size unless solver.step_size is set
+    input_dropout: float = 0.5
+    dropout: float = 0.3  # before the decoder
+    use_mlp: bool = False  # two residual MLP blocks after the linear encoder
+    w_style: str = "diag_dom"  # sum | prod | neg_prod | diag | diag_dom | asymm (the non-gradient-flow control)
+    w_trainable: bool = True  # false: W frozen at its random init (the 2022 code's default; v1's fixed (D))
+    omega_style: str = "diag"  # diag (learned vector) | zero | const (omega_value * I)
+    omega_value: float = 1.0
+    time_dependent: bool = False  # one W_t per Euler step (GRAFF-timedep)
+    add_source: bool = True  # + beta F(0), beta learned from 0
+    nonlinearity: str = "none"  # none (GRAFF) | relu (GRAFF-NL: applied to the right-hand side) | tanh
+    self_loops: bool = True  # Abar = D^-1/2 (A + I) D^-1/2; false: D^-1/2 A D^-1/2
+
+
+@dataclass
+class GraphconModelCfg:
+    """GraphCON (Rusch et al. 2022, eq. 2): X'' = sigma(F(X)) - gamma X - alpha X', state [X, Y = X']."""
+
+    name: str = MISSING
+    family: str = "graphcon"
+    coupling: str = "gcn"  # gcn | gat | transformer | gin | gatedgcn: the PyG layer F
+    hidden_dim: int = 64
+    layers: int = 10  # N steps of size dt: T = layers * dt
+    dt: float = 1.0  # the solver's step_size unless solver.step_size is set
+    alpha: float = 1.0  # damping
+    gamma: float = 1.0  # restoring force
+    activation: str = "relu"  # sigma: relu | elu | tanh | none
+    residual: str = "none"  # none | linear (+ W_res X) | v1 / v2 (heterophilic code, gcn only; see graphcon.py)
+    heads: int = 4  # gat / transformer attention heads (averaged)
+    input_dropout: float = 0.0
+    dropout: float = 0.0  # before the decoder
+    step_dropout: float = 0.0  # on X and Y after the encoder and after every step (heterophilic/graph-level code)
+    encoder_activation: str = "none"  # none | relu (heterophilic code: X(0) = ReLU(Linear(x)))
+    decoder_activation: str = "relu"  # relu (GRAND-style decoder) | none (heterophilic / graph-level code)
+    initial_velocity: str = "encoding"  # encoding (Y(0) = X(0), as both codes do) | zero
+    readout: str = "node"  # node | sum | mean | max: pool the decoded nodes per graph (graph-level tasks)
+
+
+@dataclass
 class SolverCfg:
     method: str = "dopri5"
+    # native: grand_bench's own Runge-Kutta loop for euler/midpoint/rk4/dopri5/bosh3/adaptive_heun (same
+    # tableaux and step control as torchdiffeq, several times less overhead; solvers/runge_kutta.py);
+    # torchdiffeq: always torchdiffeq. The adjoint and every other method always use torchdiffeq.
+    backend: str = "native"
     step_size: float | None = None  # required by fixed-step methods
     rtol: float = 1e-7
     atol: float = 1e-9
@@ -98,6 +199,10 @@ class SolverCfg:
     tol_scale: float | None = None
     max_nfe: int = 1000  # function evaluations per solve before the run fails
     max_iters: int = 100  # implicit_adams corrector iterations
+    # backward_euler / adams_moulton / imex_euler (solvers/implicit.py): the linear solve of each implicit step
+    linear_solver: str = "auto"  # auto (cg if the operator is symmetric, else cgnr) | cg | cgnr (CG on normal eqs)
+    linear_tol: float = 1e-5  # relative residual ||b - B x|| / ||b|| a solve must reach
+    linear_max_iters: int = 200  # Krylov iterations per solve before the run fails
     adjoint: bool = False
     adjoint_method: str | None = None  # default: same as method
     adjoint_step_size: float | None = None
@@ -119,6 +224,8 @@ class TrainCfg:
     epochs: int = 100
     patience: int | None = None  # stop after this many epochs without a better validation score
     progress: bool = True  # progress bar with loss / val / NFE per epoch
+    # Save a checkpoint every k epochs (0 = never) to <checkpoint_dir>/<run key>/; resume=true continues from it.
+    checkpoint_every: int = 10
 
 
 @dataclass
@@ -132,6 +239,15 @@ class EvalCfg:
     time_selection: bool = False
     time_factor: float = 3.0
     time_points: int = 30
+
+
+@dataclass
+class DiagnosticsCfg:
+    """Oversmoothing diagnostics of the best-validation model, stored in the run record (diagnostics.py)."""
+
+    dirichlet: bool = False  # Dirichlet energy per time step / layer (GraphCON eq. 13, GRAFF's normalised one)
+    points: int | None = None  # ODE models: evenly spaced times in [0, T]; null = every step of a fixed-step solver
+    # (21 times for adaptive ones)
 
 
 @dataclass
@@ -180,6 +296,7 @@ class Config:
     optim: OptimCfg = field(default_factory=OptimCfg)
     train: TrainCfg = field(default_factory=TrainCfg)
     eval: EvalCfg = field(default_factory=EvalCfg)
+    diagnostics: DiagnosticsCfg = field(default_factory=DiagnosticsCfg)
     logger: LoggerCfg = field(default_factory=LoggerCfg)
     tuner: TunerCfg = field(default_factory=TunerCfg)  # tune.py only
     seed: int = 0
@@ -189,10 +306,18 @@ class Config:
     data_root: str = "data"  # writable; PyG's raw/ and processed/ live here
     raw_mirror: str | None = None  # read-only folder in PyG raw layout to take missing raw files from
     results_dir: str = "results/runs"
+    checkpoint_dir: str = "checkpoints"  # one folder per unfinished run, removed once the run is recorded
+    resume: bool = False  # skip runs already in the store; continue interrupted ones from their checkpoint
     tag: str | None = None  # free label stored in every record (experiment / sweep name)
 
 
-MODEL_SCHEMAS: dict[str, type] = {"grand": GrandModelCfg}
+MODEL_SCHEMAS: dict[str, type] = {
+    "grand": GrandModelCfg,
+    "baseline": BaselineModelCfg,
+    "graff": GraffModelCfg,
+    "graphcon": GraphconModelCfg,
+    "reaction_diffusion": ReactionDiffusionModelCfg,
+}
 
 
 def register_configs() -> None:

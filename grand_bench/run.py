@@ -1,6 +1,9 @@
 """One ``train.py`` invocation: load the data once, then train every (split, seed) pair and record it.
 
-``run(cfg)`` is what Hydra, Ray Tune and the tests call; it returns the run records it wrote.
+``run(cfg)`` is what Hydra, Ray Tune and the tests call; it returns the records of its runs. Each run
+checkpoints every ``train.checkpoint_every`` epochs to ``<checkpoint_dir>/<run key>/`` (``run_key.py``);
+with ``resume=true`` a run already in the store is skipped (its stored record is returned) and an
+interrupted one continues from its checkpoint, to exactly the numbers of an uninterrupted run on CPU.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import provenance
 from .data import load_graph, make_split
+from .data.graph_level import ERROR_METRICS, is_graph_level, load_graph_dataset
+from .diagnostics import BestModelDiagnostics
 from .errors import ConfigError
 from .models import family
 from .report import SCHEMA_VERSION, append_record, summarise
-from .report.store import record_path
+from .report.store import record_path, redact_secrets
+from .run_key import finished_runs, run_key
 from .training import Callback, Trainer, make_logger, peak_memory_mb, seed_everything
+from .training.checkpoint import Checkpointer
 from .validate import validate
 
 
@@ -60,6 +67,7 @@ def make_record(cfg: DictConfig, outcome, split, device: torch.device) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex[:12],
+        "run_key": run_key(cfg),
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tag": cfg.tag,
         "model": cfg.model.name,
@@ -93,19 +101,39 @@ def train_one(
     ``before_fit`` sees the trainer before training starts (a sweep trial restores its checkpoint there).
     """
     provenance.git_commit()  # cached now: the record names the code as it was when the run started
+    if is_graph_level(cfg.dataset):  # `data` is a GraphDataset, trained in mini-batches of graphs
+        from .run_graph import train_graph_one  # imports this module
+
+        return train_graph_one(cfg, data, device, callbacks, before_fit, name)
     split = make_split(data, cfg.split, cfg.dataset)
     split = type(split)(*(idx.to(device) for idx in (split.train, split.val, split.test)))
     seed_everything(cfg.seed)
     model = family(cfg.model).build(cfg.model, cfg.solver, data).to(device)
+    for module in model.modules():  # models that read which nodes are labelled (GRAND++'s source term)
+        if hasattr(module, "set_train_nodes"):
+            module.set_train_nodes(split.train)
     name = name or f"{cfg.model.name} {cfg.dataset.name} {cfg.split.name}[{cfg.split.index}] seed {cfg.seed}"
-    logger = make_logger(cfg.logger, name, OmegaConf.to_container(cfg, resolve=True))
+    logger = make_logger(cfg.logger, name, redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
+    diagnostics = BestModelDiagnostics(cfg.diagnostics) if cfg.diagnostics.dirichlet else None
+    callbacks = [*callbacks, diagnostics] if diagnostics is not None else callbacks
     trainer = Trainer(model, data.x, graph, data.y, split, cfg.optim, cfg.train, cfg.eval, logger, name, callbacks)
     if before_fit is not None:
         before_fit(trainer)
     outcome = trainer.fit()
     record = make_record(cfg, outcome, split, device)
+    if diagnostics is not None and outcome.status == "ok":
+        record["diagnostics"] = diagnostics.collect(model, data.x, graph, data.edge_index)
     logger.finish({k: record[k] for k in ("best_val", "test_at_best_val", "best_epoch", "status")})
     return record, trainer
+
+
+def load_data(cfg: DictConfig, device: torch.device) -> tuple:
+    """The dataset and the model family's graph on ``device``, shared by every run of the invocation."""
+    if is_graph_level(cfg.dataset):  # many graphs: the family's graph is built per mini-batch
+        return load_graph_dataset(cfg.dataset, cfg.split, absolute(cfg.data_root), absolute(cfg.raw_mirror)), None
+    data = load_graph(cfg.dataset, cfg.split, absolute(cfg.data_root), absolute(cfg.raw_mirror)).to(device)
+    graph = family(cfg.model).graph(data, cfg.model)
+    return data, graph.to(device) if hasattr(graph, "to") else graph
 
 
 def run(cfg: DictConfig) -> list[dict]:
@@ -113,27 +141,49 @@ def run(cfg: DictConfig) -> list[dict]:
     validate(cfg)
     device = resolve_device(cfg.device)
     configs = run_configs(cfg)
-    data = load_graph(cfg.dataset, cfg.split, absolute(cfg.data_root), absolute(cfg.raw_mirror)).to(device)
-    model_family = family(cfg.model)
-    graph = model_family.graph(data, cfg.model)
-    graph = graph.to(device) if hasattr(graph, "to") else graph
     out_file = record_path(absolute(cfg.results_dir), cfg.model.name, cfg.dataset.name)
+    done = finished_runs(out_file) if cfg.resume else {}
+    data = graph = None  # loaded on the first run that is not already recorded
     records = []
     for number, one in enumerate(configs, 1):
-        record, _ = train_one(one, data, graph, device)
+        key = run_key(one)
+        checkpointer = Checkpointer(absolute(cfg.checkpoint_dir) / key, one.train.checkpoint_every)
+        if key in done:
+            checkpointer.clear()  # left behind if a run was killed between its record and the clean-up
+            records.append(done[key])
+            print(format_run(number, len(configs), done[key], skipped=True), flush=True)
+            continue
+        if data is None:
+            data, graph = load_data(cfg, device)
+        if not cfg.resume and checkpointer.exists():
+            print(f"note: starting over; resume=true would continue from {checkpointer.path}", flush=True)
+        before_fit = checkpointer.restore if cfg.resume else None
+        record, _ = train_one(one, data, graph, device, [checkpointer], before_fit=before_fit)
+        record["resumed_from"] = checkpointer.restored_epoch
         append_record(out_file, record)
+        checkpointer.clear()  # after the record: a kill in between leaves a checkpoint, never a lost run
         records.append(record)
         print(format_run(number, len(configs), record), flush=True)
     print(format_summary(records, out_file), flush=True)
     return records
 
 
-def format_run(number: int, total: int, r: dict) -> str:
+def score_format(metric: str) -> tuple[float, int]:
+    """How scores print: fractions as percentages with 2 decimals, errors (ZINC's MAE) as they are with 4."""
+    return (1.0, 4) if metric in ERROR_METRICS else (100.0, 2)
+
+
+def format_run(number: int, total: int, r: dict, skipped: bool = False) -> str:
     head = f"[{number}/{total}] {r['model']} {r['dataset']} {r['split']}[{r['split_index']}] seed {r['seed']}:"
+    if skipped:
+        return f"{head} already recorded ({r['status']}, run {r['run_id']}), skipped"
+    if r.get("resumed_from"):
+        head += f" (resumed after epoch {r['resumed_from']})"
     if r["status"] != "ok":
         return f"{head} FAILED at epoch {r['failed_epoch']}: {r['error']}"
+    scale, digits = score_format(r["metric"])
     return (
-        f"{head} val {100 * r['best_val']:.2f} test {100 * r['test_at_best_val']:.2f} "
+        f"{head} val {scale * r['best_val']:.{digits}f} test {scale * r['test_at_best_val']:.{digits}f} "
         f"(best epoch {r['best_epoch']}/{r['epochs_run']}, {r['seconds_per_epoch']:.3f} s/epoch, "
         f"NFE fwd {r['nfe_forward']:.1f} bwd {r['nfe_backward']:.1f})"
     )
@@ -142,13 +192,14 @@ def format_run(number: int, total: int, r: dict) -> str:
 def format_summary(records: list[dict], out_file: Path) -> str:
     ok = [r for r in records if r["status"] == "ok"]
     failed = len(records) - len(ok)
-    test_mean, test_std, n = summarise(100 * r["test_at_best_val"] for r in ok)
-    val_mean, val_std, _ = summarise(100 * r["best_val"] for r in ok)
+    scale, digits = score_format(records[0]["metric"])
+    test_mean, test_std, n = summarise(scale * r["test_at_best_val"] for r in ok)
+    val_mean, val_std, _ = summarise(scale * r["best_val"] for r in ok)
     first = records[0]
     lines = [
         f"{first['model']} on {first['dataset']} ({first['split']} split), {first['metric']} over {n} run(s)"
         + (f", {failed} failed" if failed else "")
-        + f": test {test_mean:.2f} ± {test_std:.2f}, val {val_mean:.2f} ± {val_std:.2f}",
+        + f": test {test_mean:.{digits}f} ± {test_std:.{digits}f}, val {val_mean:.{digits}f} ± {val_std:.{digits}f}",
         f"records appended to {out_file}",
     ]
     return "\n".join(lines)

@@ -7,14 +7,31 @@ and what is allowed.
 
 from __future__ import annotations
 
+import math
+
 from .config import Config
+from .data.datasets import LOADERS, PYG_GEOM_GCN_FILES, SYN_CORA_GRAPHS, SYN_CORA_LEVELS
+from .data.graph_level import GRAPH_TASKS, check_graph_dataset_cfg, is_graph_level
+from .data.splits import FULL_GRAPH_SPLITS, SPLITS
 from .errors import ConfigError, unknown_choice
 from .models import DIFFUSIVITIES, FAMILIES
 from .models.attention import check_attention_cfg
+from .models.baselines import check_baseline_cfg
+from .models.graff import check_graff_cfg
+from .models.graphcon import check_graphcon_cfg
+from .models.reaction_diffusion import check_implicit_solver, check_reaction_diffusion_cfg
 from .solvers import TORCHDIFFEQ_METHODS, is_fixed_step, methods
+from .solvers.implicit import LINEAR_SOLVERS
 from .training import LOGGERS, OPTIMIZERS
 
 DEVICES = ("cpu", "cuda", "auto")
+MODEL_CHECKS = {
+    "graff": check_graff_cfg,
+    "graphcon": check_graphcon_cfg,
+    "reaction_diffusion": check_reaction_diffusion_cfg,
+}
+WANDB_MODES = ("disabled", "offline", "online")
+SEED_LIMIT = 2**32  # numpy's seed range: seeds and random-split indices both seed numpy
 REWIRING = {"method": ("none", "gdc"), "diffusion": ("ppr", "heat"), "sparsification": ("topk", "threshold")}
 
 
@@ -37,7 +54,9 @@ def _probability(problems: list[str], key: str, value: float) -> None:
 
 def check_model(cfg, problems: list[str]) -> None:
     _choice(problems, "model.family", cfg.family, list(FAMILIES))
-    if cfg.family != "grand":
+    if cfg.family == "baseline":
+        problems.extend(check_baseline_cfg(cfg))
+    if cfg.family not in ("grand", "reaction_diffusion"):  # reaction_diffusion extends GRAND's schema
         return
     _choice(problems, "model.diffusivity", cfg.diffusivity, DIFFUSIVITIES)
     _positive(problems, "model.hidden_dim", cfg.hidden_dim)
@@ -54,18 +73,87 @@ def check_model(cfg, problems: list[str]) -> None:
     for key, valid in REWIRING.items():
         _choice(problems, f"model.rewiring.{key}", getattr(cfg.rewiring, key), valid)
     if cfg.rewiring.method == "gdc":
+        if cfg.rewiring.diffusion == "heat":
+            _positive(problems, "model.rewiring.heat_time", cfg.rewiring.heat_time)
         _positive(problems, "model.rewiring.k", cfg.rewiring.k)
         _positive(problems, "model.rewiring.eps", cfg.rewiring.eps)
         if not 0 < cfg.rewiring.ppr_alpha < 1:
             problems.append(f"model.rewiring.ppr_alpha must be in (0, 1), got {cfg.rewiring.ppr_alpha}")
 
 
-def check_solver(cfg, problems: list[str]) -> None:
+def check_data(cfg: Config, problems: list[str]) -> None:
+    """Dataset loader and options, split protocol and every split index the invocation will use."""
+    dataset, split = cfg.dataset, cfg.split
+    _choice(problems, "dataset.task", dataset.task, ["node_classification", *GRAPH_TASKS])
+    if is_graph_level(dataset):  # ZINC, PPI, MNIST superpixels: mini-batches of graphs (data/graph_level.py)
+        problems.extend(check_graph_dataset_cfg(dataset, split))
+        if cfg.eval.time_selection:
+            problems.append("eval.time_selection=true is for node-level datasets; set it false for graph-level ones")
+    else:
+        _choice(problems, "dataset.loader", dataset.loader, list(LOADERS))
+    if dataset.dev_size < 1:
+        problems.append(f"dataset.dev_size must be >= 1, got {dataset.dev_size}")
+    if dataset.loader == "syn_cora":  # homophily=null is reported by the loader with the valid levels
+        levels = [f"{h:.2f}" for h in SYN_CORA_LEVELS]
+        if dataset.homophily is not None and not any(math.isclose(h, dataset.homophily) for h in SYN_CORA_LEVELS):
+            problems.append(unknown_choice("dataset.homophily", dataset.homophily, levels))
+        _choice(problems, "dataset.graph", dataset.graph, SYN_CORA_GRAPHS)
+    _choice(problems, "split.name", split.name, SPLITS)
+    if split.name in FULL_GRAPH_SPLITS and split.lcc:
+        problems.append(
+            f"split.lcc=true does not go with split '{split.name}' (defined on the full graph); set it false"
+        )
+    if split.train_per_class < 1:
+        problems.append(f"split.train_per_class must be >= 1, got {split.train_per_class}")
+    if split.name == "geom_gcn" and not 1 <= split.num_splits <= PYG_GEOM_GCN_FILES:
+        problems.append(
+            f"split.num_splits must be in [1, {PYG_GEOM_GCN_FILES}] (the geom-gcn split files), got {split.num_splits}"
+        )
+    key, indices = ("splits", list(cfg.splits)) if cfg.splits else ("split.index", [split.index])
+    for index in indices:
+        valid = _split_indices(split)
+        if valid is not None and not 0 <= index < valid[0]:
+            problems.append(f"{key}: split index {index} out of range; {valid[1]}")
+    key, seeds = ("seeds", list(cfg.seeds)) if cfg.seeds else ("seed", [cfg.seed])
+    for seed in seeds:
+        if not 0 <= seed < SEED_LIMIT:
+            problems.append(f"{key}: seed {seed} out of range (valid: 0..2**32-1, numpy's seed range)")
+
+
+def _split_indices(split) -> tuple[int, str] | None:
+    """(number of split indices, what is allowed) for the split protocol; None for an unknown protocol."""
+    if split.name == "geom_gcn":
+        n = split.num_splits
+        return n, f"split 'geom_gcn' has {n} split files (valid: 0..{n - 1})"
+    if split.name in FULL_GRAPH_SPLITS:
+        return 1, f"split '{split.name}' has one split (valid: 0)"
+    if split.name == "random":
+        return SEED_LIMIT, "a random split index seeds numpy (valid: 0..2**32-1)"
+    return None
+
+
+def check_run(cfg: Config, problems: list[str]) -> None:
+    """Optimiser, training length, checkpoints, logger and output paths."""
+    if not 0 <= cfg.optim.momentum < 1:
+        problems.append(f"optim.momentum must be in [0, 1), got {cfg.optim.momentum}")
+    if cfg.train.checkpoint_every < 0:
+        problems.append(f"train.checkpoint_every must be >= 0 (0 = no checkpoints), got {cfg.train.checkpoint_every}")
+    if cfg.logger.name == "wandb":
+        _choice(problems, "logger.mode", cfg.logger.mode, WANDB_MODES)
+    for key in ("data_root", "results_dir", "checkpoint_dir"):
+        if not str(getattr(cfg, key)).strip():
+            problems.append(f"{key} must name a folder, got an empty string")
+
+
+def check_solver(cfg, problems: list[str], model_step: float | None = None) -> None:
+    """``model_step``: the model's own step (GraphCON, GRAFF ``model.dt``), the default step_size."""
     _choice(problems, "solver.method", cfg.method, methods())
-    if is_fixed_step(cfg.method) and cfg.step_size is None:
+    _choice(problems, "solver.backend", cfg.backend, ("native", "torchdiffeq"))
+    if is_fixed_step(cfg.method) and cfg.step_size is None and model_step is None:
         problems.append(f"solver.method '{cfg.method}' is fixed-step: set solver.step_size (> 0)")
     _positive(problems, "solver.step_size", cfg.step_size, allow_none=True)
-    for key in ("rtol", "atol", "adjoint_rtol", "adjoint_atol", "max_nfe", "max_iters"):
+    _choice(problems, "solver.linear_solver", cfg.linear_solver, LINEAR_SOLVERS)
+    for key in ("rtol", "atol", "adjoint_rtol", "adjoint_atol", "max_nfe", "max_iters", "linear_tol", "linear_max_iters"):
         _positive(problems, f"solver.{key}", getattr(cfg, key))
     for key in ("tol_scale", "adjoint_tol_scale", "adjoint_step_size"):
         _positive(problems, f"solver.{key}", getattr(cfg, key), allow_none=True)
@@ -81,8 +169,13 @@ def check_solver(cfg, problems: list[str]) -> None:
 def validate(cfg: Config) -> None:
     """Raise ConfigError listing every invalid value in ``cfg``."""
     problems: list[str] = []
+    check_data(cfg, problems)
+    check_run(cfg, problems)
     check_model(cfg.model, problems)
-    check_solver(cfg.solver, problems)
+    check_solver(cfg.solver, problems, getattr(cfg.model, "dt", None))
+    if cfg.model.family in MODEL_CHECKS:  # checks of model options that depend on the solver
+        problems.extend(MODEL_CHECKS[cfg.model.family](cfg.model, cfg.solver))
+    problems.extend(check_implicit_solver(cfg.model, cfg.solver))  # implicit schemes need linear dynamics
     _choice(problems, "optim.name", cfg.optim.name, OPTIMIZERS)
     _positive(problems, "optim.lr", cfg.optim.lr)
     if cfg.optim.weight_decay < 0:

@@ -31,6 +31,35 @@ def test_matmul_matches_dense_and_gradients_match_autograd(ring):
     assert torch.autograd.gradcheck(lambda v, h: graph.matmul(v, h), (values, x))
 
 
+def test_matmul_add_gradients(ring):
+    graph = SparseGraph(ring.edge_index, ring.num_nodes)
+    values = torch.rand(graph.num_edges, dtype=torch.double, requires_grad=True)
+    x = torch.randn(ring.num_nodes, 3, dtype=torch.double, requires_grad=True)
+    bias = torch.randn(ring.num_nodes, 3, dtype=torch.double, requires_grad=True)
+    torch.testing.assert_close(graph.matmul_add(values, x, bias), dense(graph, values) @ x + bias)
+    assert torch.autograd.gradcheck(lambda v, h, b: graph.matmul_add(v, h, b), (values, x, bias))
+
+
+@pytest.mark.parametrize("self_loop_weight", [1.0, 0.0])
+@pytest.mark.parametrize("diffusivity", ["fixed_attention", "attention", "laplacian"])
+def test_grand_rhs_matches_its_equation(ring, diffusivity, self_loop_weight):
+    """f = sigma(alpha) (A X - X) + beta X(0), whether or not (A - I) is folded into one sparse operator."""
+    from grand_bench.models.grand import GrandDiffusion
+
+    cfg = grand_cfg(diffusivity=diffusivity, add_source=True, self_loop_weight=self_loop_weight)
+    graph = diffusion_graph(ring, cfg)
+    assert (graph.self_loop_indicator() is None) == (self_loop_weight == 0.0)
+    func = GrandDiffusion(8, cfg)
+    with torch.no_grad():
+        func.alpha_train.fill_(0.7)
+        func.beta_train.fill_(0.4)
+    x0, x = torch.randn(ring.num_nodes, 8), torch.randn(ring.num_nodes, 8)
+    func.prepare(x0, graph)
+    values = func.values if func.values is not None else func.attention(x, graph)
+    expected = torch.sigmoid(torch.tensor(0.7)) * (dense(graph, values) @ x - x) + 0.4 * x0
+    torch.testing.assert_close(func(torch.tensor(0.0), x), expected, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ATTENTION_TYPES)
 @pytest.mark.parametrize("normaliser", ["softmax", "squareplus"])
 @pytest.mark.parametrize("norm", ["row", "column"])

@@ -18,6 +18,7 @@ from typing import TypeVar
 from urllib.error import URLError
 
 from grand_bench.data.errors import DataError
+from grand_bench.data.integrity import check_raw_files, sync_processed
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ def stage_raw(
     Each file is looked up in ``<mirror>/<rel_dir>`` and then in ``<mirror>/<s>`` for each of
     ``sources`` (e.g. a geom-gcn raw folder may take the plain Planetoid files from ``Cora/raw``).
     Files are copied, never linked, so nothing PyG does under data_root can reach the mirror.
+    The files present afterwards are checked against the known checksums (a truncated or altered file is a
+    DataError naming it), and for a ``.../raw`` folder PyG's sibling ``processed/`` cache is dropped if it
+    was built from other raw files (data/integrity.py).
     """
     dest_dir = data_root / rel_dir
     usable_mirror = raw_mirror
@@ -65,6 +69,7 @@ def stage_raw(
         log.warning("raw mirror %s is not a directory; ignoring it", raw_mirror)
         usable_mirror = None
     missing = []
+    staged: dict[str, Path] = {}
     for name in files:
         dest = dest_dir / name
         if dest.is_file():
@@ -74,7 +79,11 @@ def stage_raw(
             missing.append(dest)
             continue
         _copy_atomic(src, dest)
+        staged[name] = src
         log.info("staged raw file %s -> %s", src, dest)
+    shas = check_raw_files(data_root, rel_dir, files, sources, staged)
+    if Path(rel_dir).name == "raw":  # PyG's layout: <dataset>/raw beside <dataset>/processed
+        sync_processed(data_root / Path(rel_dir).parent / "processed", shas)
     return missing
 
 

@@ -16,7 +16,11 @@ from torch_geometric.data import Data
 
 from ..config import SolverCfg
 from ..errors import unknown_choice
+from .baselines import baseline_graph, build_baseline
+from .graff import build_graff, graff_graph
 from .grand import DIFFUSIVITIES, build_grand, diffusion_graph
+from .graphcon import build_graphcon, graphcon_graph
+from .reaction_diffusion import build_reaction_diffusion
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,11 @@ class ModelFamily:
 
 FAMILIES: dict[str, ModelFamily] = {
     "grand": ModelFamily(graph=diffusion_graph, build=build_grand),
+    "graff": ModelFamily(graph=graff_graph, build=build_graff),
+    "graphcon": ModelFamily(graph=graphcon_graph, build=build_graphcon),
+    "baseline": ModelFamily(graph=baseline_graph, build=build_baseline),
+    # GRAND++, GREAD, RDGNN: GRAND's diffusion graph plus a reaction term
+    "reaction_diffusion": ModelFamily(graph=diffusion_graph, build=build_reaction_diffusion),
 }
 
 

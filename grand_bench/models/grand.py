@@ -16,10 +16,13 @@ self-loops (unless ``self_loop_weight`` is 0).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
+from torch.sparse import sampled_addmm
 from torch_geometric.data import Data
-from torch_geometric.utils import add_remaining_self_loops
+from torch_geometric.utils import add_remaining_self_loops, softmax
 
 from ..config import GrandModelCfg, SolverCfg
 from ..solvers import GraphODEFunc, ODEBlock
@@ -31,9 +34,14 @@ DIFFUSIVITIES = ("fixed_attention", "attention", "laplacian")
 
 
 class GrandDiffusion(GraphODEFunc):
-    """f(t, X) = sigma(alpha) (A X - X) [+ beta X(0)] with A from ``diffusivity`` (module docstring)."""
+    """f(t, X) = sigma(alpha) (A X - X) [+ beta X(0)] with A from ``diffusivity`` (module docstring).
 
-    closure_names = ("x0", "values")
+    Per pass, what does not change during the solve is built once in ``prepare``: the source beta X(0)
+    and, when A is fixed and every node has a self-loop edge, the operator sigma(alpha) (A - I) on A's
+    edges, so an evaluation is a single sparse product (plus the source).
+    """
+
+    closure_names = ("source", "values", "operator")
 
     def __init__(self, hidden_dim: int, cfg: GrandModelCfg) -> None:
         super().__init__()
@@ -45,34 +53,68 @@ class GrandDiffusion(GraphODEFunc):
         self.beta_train = nn.Parameter(torch.zeros(())) if cfg.add_source else None
         self.attention = EdgeAttention(hidden_dim, cfg.attention) if cfg.diffusivity != "laplacian" else None
         self.graph: SparseGraph | None = None
-        self.values: Tensor | None = None
-        self.x0: Tensor | None = None
+        self.values: Tensor | None = None  # A's edge values when fixed during the solve
+        self.operator: Tensor | None = None  # sigma(alpha) (A - I) on A's edges, when A is fixed
+        self.source: Tensor | None = None  # beta X(0)
 
     def prepare(self, x0: Tensor, graph: SparseGraph) -> None:
-        self.x0, self.graph, self.values = x0, graph, None
+        self.graph, self.values = graph, None
+        self.source = self.beta_train * x0 if self.beta_train is not None else None
         if self.diffusivity == "laplacian":
             self.values = graph.cached(f"laplacian_{self.norm}", lambda: laplacian_values(graph, self.norm))
-            return
-        if self.training and self.edge_sampling < 1.0:
+        elif self.training and self.edge_sampling < 1.0:
             attention = self.attention(x0, graph)
             keep = attention >= torch.quantile(attention.detach(), 1.0 - self.edge_sampling)
             self.graph = graph.subgraph(keep)
             if self.diffusivity == "fixed_attention":
                 self.values = self.graph.normalise(attention[keep], self.norm)
-                return
-        if self.diffusivity == "fixed_attention":
+        elif self.diffusivity == "fixed_attention":
             self.values = self.attention(x0, self.graph)
+        self.operator = self.diffusion_operator(self.values) if self.values is not None else None
+
+    def diffusion_operator(self, values: Tensor) -> Tensor | None:
+        """sigma(alpha) (a_ij - delta_ij) on the graph's edges, or None without one self-loop per node."""
+        loops = self.graph.self_loop_indicator()
+        return None if loops is None else self.speed * (values - loops.to(values.dtype))
 
     @property
     def speed(self) -> Tensor:
         return torch.sigmoid(self.alpha_train) if self.alpha_sigmoid else self.alpha_train
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        values = self.values if self.values is not None else self.attention(x, self.graph)
-        f = self.speed * (self.graph.matmul(values, x) - x)
-        if self.beta_train is not None:
-            f = f + self.beta_train * self.x0
-        return f
+        operator = self.operator
+        if operator is None:
+            values = self.values if self.values is not None else self.attention(x, self.graph)
+            operator = self.diffusion_operator(values)
+            if operator is None:  # no self-loop on every node: subtract X explicitly
+                f = self.speed * (self.graph.matmul(values, x) - x)
+                return f if self.source is None else f + self.source
+        if self.source is None:
+            return self.graph.matmul(operator, x)
+        return self.graph.matmul_add(operator, x, self.source)
+
+
+    def floor_kernels(self, x: Tensor) -> Callable[[], Tensor]:
+        """One sparse product with A (plus the source); with attention recomputed, also the two
+        projections, one score per edge and head, and the normalisation over each node's edges."""
+        g, n = self.graph, self.graph.num_nodes
+        source = self.source.detach() if self.source is not None else torch.zeros_like(x)
+        fixed = self.operator if self.operator is not None else self.values
+        if fixed is not None:
+            a = torch.sparse_csr_tensor(g.crow, g.src, fixed.detach(), (n, n), check_invariants=False)
+            return lambda: torch.addmm(source, a, x)
+        att = self.attention
+        wq, wk = att.query.weight.detach(), att.key.weight.detach()
+        pattern = torch.sparse_csr_tensor(g.crow, g.src, torch.zeros_like(g.src, dtype=x.dtype), (n, n))
+        heads = [slice(h * att.head_dim, (h + 1) * att.head_dim) for h in range(att.heads)]
+
+        def kernels() -> Tensor:
+            q, k = x @ wq.t(), x @ wk.t()
+            scores = torch.stack([sampled_addmm(pattern, q[:, h], k[:, h].t()).values() for h in heads], -1)
+            a = softmax(scores, g.group_index(self.norm), num_nodes=n).mean(-1)
+            return torch.addmm(source, torch.sparse_csr_tensor(g.crow, g.src, a, (n, n)), x)
+
+        return kernels
 
 
 def laplacian_values(graph: SparseGraph, norm: str) -> Tensor:

@@ -1,13 +1,18 @@
 """The results store: one JSON record per run, appended to ``<results_dir>/<model>_<dataset>.jsonl``.
 
-An append is one ``write`` of one whole line under a file lock, so concurrent runs never tear or
-interleave lines. A line that does not parse is reported (file and line number) and skipped.
+An append is one ``write`` of one whole line under a file lock, flushed to disk before the lock is
+released, so concurrent runs never tear or interleave lines; should a process die mid-write anyway (power
+loss), the next append starts on a fresh line, so the torn fragment costs only itself. A line that does not
+parse as a JSON object is reported (file and line number) and skipped. Values of credential-like
+environment variables (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``) never reach a record.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,12 +38,46 @@ def _finite(value):
     return value
 
 
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+MIN_SECRET_LENGTH = 8  # shorter values ("1", "true") would redact ordinary words
+
+
+def _secrets() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH
+    }
+
+
+def redact_secrets(value, secrets: dict[str, str] | None = None):
+    """``value`` (nested dicts/lists of JSON values) with every credential-like env value replaced by its name."""
+    secrets = _secrets() if secrets is None else secrets
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for name, secret in secrets.items():
+            value = value.replace(secret, f"<redacted ${name}>")
+        return value
+    if isinstance(value, dict):
+        return {k: redact_secrets(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_secrets(v, secrets) for v in value]
+    return value
+
+
 def append_record(path: str | Path, record: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(_finite(record), sort_keys=False, allow_nan=False) + "\n"
-    with FileLock(str(path) + ".lock"), open(path, "a", encoding="utf-8") as handle:
-        handle.write(line)
+    line = json.dumps(redact_secrets(_finite(record)), sort_keys=False, allow_nan=False) + "\n"
+    with FileLock(str(path) + ".lock"), open(path, "a+b") as handle:
+        if handle.tell() > 0:  # "a+" opens at the end: isolate a fragment a dead writer left unterminated
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = "\n" + line
+        handle.write(line.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def read_records(paths: str | Path | Iterable[str | Path]) -> list[dict]:
@@ -50,15 +89,27 @@ def read_records(paths: str | Path | Iterable[str | Path]) -> list[dict]:
         files.extend(sorted(p.rglob("*.jsonl")) if p.is_dir() else [p])
     records = []
     for file in files:
-        with open(file, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
+        with open(file, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if not raw.strip():
                     continue
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as err:
+                    _skip(file, number, f"not UTF-8 at byte {err.start}")
+                    continue
                 except json.JSONDecodeError as err:
-                    warnings.warn(f"{file}:{number}: skipping corrupt record ({err.msg})", stacklevel=2)
+                    _skip(file, number, err.msg)
+                    continue
+                if not isinstance(record, dict):
+                    _skip(file, number, f"a JSON {type(record).__name__}, not an object")
+                    continue
+                records.append(record)
     return records
+
+
+def _skip(file: Path, number: int, why: str) -> None:
+    warnings.warn(f"{file}:{number}: skipping corrupt record ({why})", stacklevel=3)
 
 
 def summarise(values: Iterable[float]) -> tuple[float, float, int]:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..config import EvalCfg, OptimCfg, TrainCfg
-from ..errors import ConfigError, RunFailed
+from ..errors import ConfigError, RunFailed, SolverError
 from .loggers import Logger, NullLogger
 from .optim import build_optimizer
 
@@ -29,6 +29,29 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rng_states() -> dict[str, Any]:
+    """torch, CUDA, numpy and Python RNG states as tensors and plain values, so ``torch.load(weights_only=True)``
+    reads them back (numpy's state holds an ndarray, which the weights-only unpickler refuses)."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (kind, torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    kind, key, pos, has_gauss, cached = states["numpy"]
+    key = key.numpy() if isinstance(key, Tensor) else np.asarray(key)
+    np.random.set_state((kind, key.astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 def reset_nfe(model: nn.Module, phase: str) -> None:
@@ -118,6 +141,7 @@ class Trainer:
         self.epoch = 0  # last completed epoch
         self.since_best = 0
         self.should_stop = False  # a callback sets this to end fit() cleanly after the current epoch
+        self.higher_is_better = True  # best-validation selection keeps the highest score (False: lowest, e.g. MAE)
         self.elapsed = 0.0  # training seconds before a resume
         self._fit_start: float | None = None
 
@@ -131,7 +155,10 @@ class Trainer:
         if not torch.isfinite(loss):
             raise RunFailed(f"training loss became {loss.item()}")
         reset_nfe(self.model, "backward")
-        loss.backward()
+        try:
+            loss.backward()
+        except AssertionError as err:  # torchdiffeq's adjoint solve signals step-size underflow with assert
+            raise SolverError(f"the backward (adjoint) ODE solve broke down: {err}") from err
         nfe_backward = nfe_of(self.model)
         self.optimizer.step()
         return loss.item(), nfe_forward, nfe_backward
@@ -166,7 +193,7 @@ class Trainer:
             self.history[key].append(round(value, 6))
         out = self.outcome
         out.epochs_run = self.epoch
-        if math.isnan(out.best_val) or scores["val"] > out.best_val:
+        if self.improved(scores["val"], out.best_val):
             out.best_val, out.test_at_best_val = scores["val"], scores["test"]
             out.train_at_best_val, out.best_epoch, out.best_time = scores["train"], self.epoch, best_time
             self.since_best = 0
@@ -187,7 +214,8 @@ class Trainer:
         )
         start = self._fit_start = time.perf_counter()
         try:
-            while self.epoch < self.train_cfg.epochs:
+            # Patience is checked before each epoch, so a run resumed at its stopping epoch stops there too.
+            while self.epoch < self.train_cfg.epochs and not self.patience_exhausted():
                 metrics = self.run_epoch()
                 bar.update()
                 bar.set_postfix(
@@ -201,8 +229,6 @@ class Trainer:
                     callback.on_epoch_end(self, self.epoch, metrics)
                 if self.should_stop:
                     break
-                if self.train_cfg.patience is not None and self.since_best >= self.train_cfg.patience:
-                    break
         except RunFailed as err:
             out.status, out.error, out.failed_epoch = "failed", f"{type(err).__name__}: {err}", self.epoch + 1
         finally:
@@ -215,6 +241,15 @@ class Trainer:
         out.history = self.history
         return out
 
+    def improved(self, val: float, best: float) -> bool:
+        """Strictly better than the best validation score so far, in the metric's direction (MAE: lower)."""
+        if math.isnan(best):
+            return True
+        return val > best if self.higher_is_better else val < best
+
+    def patience_exhausted(self) -> bool:
+        return self.train_cfg.patience is not None and self.since_best >= self.train_cfg.patience
+
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly: weights, optimiser, progress and RNG states."""
         return {
@@ -226,7 +261,7 @@ class Trainer:
             "history": self.history,
             "nfe": self.nfe,
             "elapsed": self.elapsed + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": rng_states(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -235,6 +270,4 @@ class Trainer:
         self.epoch, self.since_best, self.elapsed = state["epoch"], state["since_best"], state["elapsed"]
         self.outcome = RunOutcome(**state["outcome"])
         self.history, self.nfe = state["history"], state["nfe"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        set_rng_states(state["rng"])

@@ -1,0 +1,250 @@
+"""Discrete message-passing baselines from PyG layers: one stack, a registry of layers.
+
+With L = ``num_layers`` and l = 1..L (``encoder: false``, the Kipf & Welling / GAT layout):
+
+    h^(0) = x,   h^(l) = act(BN(layer_l(dropout(h^(l-1)), graph))) [+ h^(l-1) if residual],   logits = layer_L(...)
+
+The first layer maps the input features to ``hidden_dim`` and the last one to the classes (no
+activation). With ``encoder: true`` (and always for GCNII) a Linear encoder x0 = act(Linear(dropout(x)))
+comes first, all L layers map hidden -> hidden, and a Linear decoder gives the logits. APPNP
+propagates the stack's output, Z = APPNP_K(H) (Klicpera et al. 2019, eq. 3).
+
+Layers (``layer``), each one PyG class:
+    mlp       Linear (no graph)                           h' = W h
+    gcn       GCNConv (Kipf & Welling 2017, eq. 2)        h' = D^-1/2 (A + I) D^-1/2 h W
+    gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j
+    sage      SAGEConv (Hamilton et al. 2017, Alg. 1)     h'_i = W1 h_i + W2 aggr_j h_j (``project``: pool)
+    gin       GINConv (Xu et al. 2019, eq. 4.1)           h'_i = MLP((1 + eps) h_i + sum_j h_j)
+    gatedgcn  ResGatedGraphConv (Bresson & Laurent 2017)  h'_i = W1 h_i + sum_j sigma(W3 h_i + W4 h_j) * W2 h_j
+    monet     GMMConv (Monti et al. 2017, eq. 11)         Gaussian kernels of pseudo-coordinates u_ij
+    cheb      ChebConv (Defferrard et al. 2016, eq. 4)    h' = sum_{k<K} T_k(L~) h W_k
+    gcnii     GCN2Conv (Chen et al. 2020, eq. 5)          h' = ((1-a) P h + a x0)((1-b_l) I + b_l W)
+    appnp     Linear layers, then APPNP propagation       Z^(k+1) = (1-a) P Z^(k) + a H
+
+MoNet's pseudo-coordinates follow the benchmarking-GNNs setup (Dwivedi et al. 2020):
+u_ij = (1/sqrt(deg_i + 1), 1/sqrt(deg_j + 1)) from in-degrees, then a learned tanh(Linear) per layer.
+DropEdge (Rong et al. 2020) resamples the kept edges once per training forward pass and shares them
+across layers; GCN-normalised weights are recomputed on the kept edges, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import (
+    APPNP,
+    ChebConv,
+    GATConv,
+    GCN2Conv,
+    GCNConv,
+    GINConv,
+    GMMConv,
+    ResGatedGraphConv,
+    SAGEConv,
+)
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import degree, dropout_edge
+
+from ..config import BaselineModelCfg, SolverCfg
+from ..errors import unknown_choice
+from .edge_graph import EdgeGraph
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU}
+AGGRS = ("mean", "max", "sum")
+
+
+def pseudo_coordinates(graph: EdgeGraph) -> Tensor:
+    """MoNet pseudo-coordinates per edge j -> i: (1/sqrt(deg_j + 1), 1/sqrt(deg_i + 1)), in-degrees, cached."""
+
+    def build() -> Tensor:
+        src, dst = graph.edge_index
+        scale = (degree(dst, graph.num_nodes, dtype=torch.float) + 1).rsqrt()
+        return torch.stack([scale[src], scale[dst]], dim=-1)
+
+    return graph.cached("monet_pseudo", build)
+
+
+def baseline_graph(data: Data, cfg: BaselineModelCfg | None = None) -> EdgeGraph:
+    """The family's graph builder: the data graph (or mini-batch) as it is; each PyG layer adds its self-loops."""
+    return EdgeGraph.from_data(data)
+
+
+@dataclass
+class Edges:
+    """The edges one forward pass uses (after DropEdge): index, GCN-normalised weights, pseudo-coordinates."""
+
+    index: Tensor
+    weight: Tensor | None = None
+    pseudo: Tensor | None = None
+
+
+class MoNetLayer(nn.Module):
+    """GMMConv on learned pseudo-coordinates tanh(Linear(u_ij)) (benchmarking-GNNs' MoNet layer)."""
+
+    def __init__(self, in_dim: int, out_dim: int, cfg: BaselineModelCfg) -> None:
+        super().__init__()
+        self.project = nn.Sequential(nn.Linear(2, cfg.pseudo_dim), nn.Tanh())
+        self.conv = GMMConv(in_dim, out_dim, dim=cfg.pseudo_dim, kernel_size=cfg.kernels, aggr=cfg.aggr)
+
+    def forward(self, h: Tensor, edge_index: Tensor, pseudo: Tensor) -> Tensor:
+        return self.conv(h, edge_index, self.project(pseudo))
+
+
+# A layer's constructor: (in_dim, out_dim, cfg, position l (1-based), is the output layer) -> module.
+Make = Callable[[int, int, BaselineModelCfg, int, bool], nn.Module]
+# How a layer is called: (module, h, x0, edges) -> new h.
+Call = Callable[[nn.Module, Tensor, Tensor, Edges], Tensor]
+
+
+def _node_only(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return layer(h)
+
+
+def _edges(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return layer(h, e.index)
+
+
+def _weighted(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return layer(h, e.index, e.weight)
+
+
+def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return layer(h, e.index, e.pseudo)
+
+
+def _initial(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return layer(h, x0, e.index, e.weight)
+
+
+def _gat(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module:
+    if last:  # output layer: averaged heads (Velickovic et al. use 1 on Cora/CiteSeer, 8 on PubMed)
+        return GATConv(i, o, heads=cfg.out_heads, concat=False, dropout=cfg.attn_dropout)
+    return GATConv(i, o // cfg.heads, heads=cfg.heads, dropout=cfg.attn_dropout)
+
+
+def _gin(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module:
+    return GINConv(nn.Sequential(nn.Linear(i, o), nn.ReLU(), nn.Linear(o, o)), train_eps=cfg.train_eps)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    make: Make
+    call: Call
+    gcn_norm: bool = False  # called with D^-1/2 (A + I) D^-1/2 weights, normalised once per forward pass
+    pseudo: bool = False  # needs MoNet pseudo-coordinates
+    encoder: bool = False  # always wrapped in a Linear encoder / decoder (layers are hidden -> hidden)
+    propagate: bool = False  # APPNP propagation of the stack's output
+
+
+LAYERS: dict[str, LayerSpec] = {
+    "mlp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only),
+    "gcn": LayerSpec(lambda i, o, cfg, l, last: GCNConv(i, o, normalize=False), _weighted, gcn_norm=True),
+    "gat": LayerSpec(_gat, _edges),
+    "sage": LayerSpec(lambda i, o, cfg, l, last: SAGEConv(i, o, aggr=cfg.aggr, project=cfg.project), _edges),
+    "gin": LayerSpec(_gin, _edges),
+    "gatedgcn": LayerSpec(lambda i, o, cfg, l, last: ResGatedGraphConv(i, o), _edges),
+    "monet": LayerSpec(lambda i, o, cfg, l, last: MoNetLayer(i, o, cfg), _pseudo, pseudo=True),
+    "cheb": LayerSpec(lambda i, o, cfg, l, last: ChebConv(i, o, K=cfg.K), _edges),
+    "gcnii": LayerSpec(
+        lambda i, o, cfg, l, last: GCN2Conv(i, alpha=cfg.alpha, theta=cfg.theta, layer=l, normalize=False),
+        _initial,
+        gcn_norm=True,
+        encoder=True,
+    ),
+    "appnp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only, gcn_norm=True, propagate=True),
+}
+
+
+class BaselineGNN(nn.Module):
+    """A stack of ``num_layers`` PyG layers of one kind (module docstring); ``model(x, graph)`` -> [N, out]."""
+
+    def __init__(self, in_dim: int, out_dim: int, cfg: BaselineModelCfg) -> None:
+        super().__init__()
+        if cfg.layer not in LAYERS:
+            raise ValueError(unknown_choice("model.layer", cfg.layer, LAYERS))
+        self.spec = spec = LAYERS[cfg.layer]
+        self.dropedge = cfg.dropedge
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.act = ACTIVATIONS[cfg.activation]()
+        hidden, n = cfg.hidden_dim, cfg.num_layers
+        encode = cfg.encoder or spec.encoder
+        self.encoder = nn.Linear(in_dim, hidden) if encode else None
+        self.decoder = nn.Linear(hidden, out_dim) if encode else None
+        dims = [hidden] * (n + 1) if encode else [in_dim] + [hidden] * (n - 1) + [out_dim]
+        self.layers = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        self.skips: list[bool] = []
+        for l in range(1, n + 1):
+            last = not encode and l == n  # the output layer: no norm, activation or skip
+            self.layers.append(spec.make(dims[l - 1], dims[l], cfg, l, last))
+            self.norms.append(nn.BatchNorm1d(dims[l]) if cfg.batch_norm and not last else nn.Identity())
+            self.skips.append(cfg.residual and not last and (encode or l > 1))  # hidden -> hidden layers
+        self.hidden_layers = n if encode else n - 1
+        self.propagation = APPNP(cfg.K, cfg.alpha, normalize=False) if spec.propagate else None
+
+    def edges(self, graph: EdgeGraph) -> Edges:
+        """The edges of this forward pass: DropEdge in training, then the layer's normalisation."""
+        index = graph.edge_index
+        pseudo = pseudo_coordinates(graph) if self.spec.pseudo else None
+        dropped = self.training and self.dropedge > 0
+        if dropped:
+            index, kept = dropout_edge(index, p=self.dropedge, training=True)
+            pseudo = pseudo[kept] if pseudo is not None else None
+        weight = None
+        if self.spec.gcn_norm:
+            if dropped:
+                index, weight = gcn_norm(index, None, graph.num_nodes, add_self_loops=True)
+            else:
+                index, weight = graph.gcn_normalised()
+        return Edges(index, weight, pseudo)
+
+    def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
+        needs_edges = self.spec.call is not _node_only or self.propagation is not None
+        edges = self.edges(graph) if needs_edges else Edges(graph.edge_index)
+        h = x
+        if self.encoder is not None:
+            h = self.act(self.encoder(self.dropout(h)))
+        x0 = h
+        for l, (layer, norm, skip) in enumerate(zip(self.layers, self.norms, self.skips, strict=True)):
+            out = self.spec.call(layer, self.dropout(h), x0, edges)
+            if l < self.hidden_layers:
+                out = self.act(norm(out))
+            h = h + out if skip else out
+        if self.decoder is not None:
+            h = self.decoder(self.dropout(h))
+        if self.propagation is not None:
+            h = self.propagation(h, edges.index, edges.weight)
+        return h
+
+
+def build_baseline(cfg: BaselineModelCfg, solver: SolverCfg, data: Data) -> BaselineGNN:
+    """The family's model builder; ``solver`` is unused (no ODE block, so the Trainer reports NFE 0)."""
+    return BaselineGNN(data.num_features, int(data.num_classes), cfg)
+
+
+def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
+    """Problems with a baseline config, as messages naming the option, the value and what is allowed."""
+    problems = []
+    if cfg.layer not in LAYERS:
+        problems.append(unknown_choice("model.layer", cfg.layer, LAYERS))
+    if cfg.activation not in ACTIVATIONS:
+        problems.append(unknown_choice("model.activation", cfg.activation, ACTIVATIONS))
+    if cfg.aggr not in AGGRS:
+        problems.append(unknown_choice("model.aggr", cfg.aggr, AGGRS))
+    for key in ("num_layers", "hidden_dim", "heads", "out_heads", "kernels", "pseudo_dim", "K"):
+        if getattr(cfg, key) < 1:
+            problems.append(f"model.{key} must be >= 1, got {getattr(cfg, key)}")
+    for key in ("dropout", "dropedge", "attn_dropout"):
+        if not 0 <= getattr(cfg, key) < 1:
+            problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
+    if cfg.layer == "gat" and cfg.heads >= 1 and cfg.hidden_dim % cfg.heads:
+        problems.append(f"model.heads={cfg.heads} must divide model.hidden_dim={cfg.hidden_dim} (gat)")
+    if cfg.layer in ("gcnii", "appnp") and not 0 <= cfg.alpha <= 1:
+        problems.append(f"model.alpha must be in [0, 1], got {cfg.alpha}")
+    if cfg.layer == "gcnii" and not cfg.theta > 0:
+        problems.append(f"model.theta must be > 0, got {cfg.theta}")
+    return problems

@@ -1,0 +1,235 @@
+"""GRAFF: graph neural networks as gradient flows (Di Giovanni, Rowbottom, Chamberlain, Markovich, Bronstein 2022).
+
+    dF/dt = -F Omega + Abar F W + beta F(0)                                     (GRAFF eq. 9, F(0) = encoder(x))
+
+discretised by explicit Euler with step tau (eq. 10: F(t + tau) = F(t) + tau (-F Omega + Abar F W + beta F(0)),
+``solver=euler``, step ``model.dt``). Abar = D^-1/2 (A + I) D^-1/2 is the symmetric-normalised adjacency (cached
+per graph). With Omega and W symmetric this is the gradient flow F' = -grad E of the energy (eq. 5)
+
+    E(F) = 1/2 <F, F Omega> - 1/2 <F, Abar F W> - beta <F, F(0)>,
+
+so E(F(t)) is non-increasing along exact trajectories; positive eigenvalues of W (lambda+) attract
+neighbours (smoothing, low-frequency dominance), negative ones (lambda-) repel them (sharpening,
+high-frequency dominance, the heterophily case).
+
+W parametrisations (``w_style``; reference §5.2), shared over time unless ``time_dependent`` (one W_t per
+Euler step, GRAFF-timedep): ``sum`` (W' + W'^T)/2; ``prod`` W'^T W' (spectrum >= 0); ``neg_prod`` -W'^T W'
+(spectrum <= 0); ``diag`` diag(w), w ~ U(-1, 1); ``diag_dom`` (DD) W0 + diag(q * rowsum|W0| + r) with W0
+symmetric and zero on the diagonal, q, r ~ U(-1, 1) (Gershgorin: q, r move the spectrum); ``asymm`` W'
+itself (the non-gradient-flow control). W is built once per forward pass, in ``prepare``. Omega
+(``omega_style``): ``diag`` (learned vector ~ U(-1, 1)), ``zero``, ``const`` (omega_value * I, fixed).
+
+GRAFF-NL (``nonlinearity: relu``) applies the non-linearity to the right-hand side at every step, as the
+camera-ready code does (no longer a gradient flow). The pipeline is ``ContinuousGNN``'s: input dropout,
+linear encoder [+ residual MLP], the flow, ReLU, dropout, linear decoder (reference §5.2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.utils import add_remaining_self_loops
+
+from ..config import GraffModelCfg, SolverCfg
+from ..errors import unknown_choice
+from ..solvers import GraphODEFunc, ODEBlock, is_fixed_step
+from .base import ContinuousGNN, activation, solver_with_step
+from .graph import SparseGraph
+
+W_STYLES = ("sum", "prod", "neg_prod", "diag", "diag_dom", "asymm")
+SYMMETRIC_W = ("sum", "prod", "neg_prod", "diag", "diag_dom")
+OMEGA_STYLES = ("diag", "zero", "const")
+NONLINEARITIES = ("none", "relu", "tanh")
+
+
+def _glorot(*shape: int) -> Tensor:
+    bound = math.sqrt(6.0 / (shape[-2] + shape[-1]))
+    return torch.empty(shape).uniform_(-bound, bound)
+
+
+class ChannelMixing(nn.Module):
+    """W in R^{d x d} (or ``count`` of them, [count, d, d]) from a parametrisation ``style``."""
+
+    def __init__(self, dim: int, style: str, count: int = 1, trainable: bool = True) -> None:
+        super().__init__()
+        self.dim, self.style, self.count = dim, style, count
+        if style == "diag":
+            self.weight = nn.Parameter(torch.empty(count, dim).uniform_(-1.0, 1.0))
+        elif style == "diag_dom":
+            self.weight = nn.Parameter(_glorot(count, dim, dim - 1))  # the off-diagonal entries of W0
+            self.q = nn.Parameter(torch.empty(count, dim).uniform_(-1.0, 1.0))
+            self.r = nn.Parameter(torch.empty(count, dim).uniform_(-1.0, 1.0))
+        elif style in W_STYLES:
+            self.weight = nn.Parameter(_glorot(count, dim, dim))
+        else:
+            raise ValueError(unknown_choice("model.w_style", style, W_STYLES))
+        if not trainable:
+            self.requires_grad_(False)
+
+    def forward(self) -> Tensor:
+        w = self.weight
+        if self.style == "sum":
+            out = 0.5 * (w + w.transpose(-1, -2))
+        elif self.style == "prod":
+            out = w.transpose(-1, -2) @ w
+        elif self.style == "neg_prod":
+            out = -(w.transpose(-1, -2) @ w)
+        elif self.style == "diag":
+            out = torch.diag_embed(w)
+        elif self.style == "diag_dom":
+            off_diagonal = ~torch.eye(self.dim, dtype=torch.bool, device=w.device)
+            m = w.new_zeros(self.count, self.dim, self.dim)
+            m[:, off_diagonal] = w.reshape(self.count, -1)
+            m = 0.5 * (m + m.transpose(-1, -2))
+            out = m + torch.diag_embed(self.q * m.abs().sum(-1) + self.r)
+        else:  # asymm
+            out = w
+        return out if self.count > 1 else out[0]
+
+
+class GraffFlow(GraphODEFunc):
+    """f(t, F) = act(Abar F W_t - F Omega + beta F(0)) (module docstring); act = identity for linear GRAFF."""
+
+    closure_names = ("x0", "w", "omega")
+
+    def __init__(self, hidden_dim: int, cfg: GraffModelCfg, steps: int = 1, step_size: float | None = None) -> None:
+        super().__init__()
+        self.time_dependent = cfg.time_dependent
+        self.steps, self.step_size = steps, step_size
+        self.w_style, self.omega_style, self.omega_value = cfg.w_style, cfg.omega_style, cfg.omega_value
+        self.mixing = ChannelMixing(hidden_dim, cfg.w_style, steps if cfg.time_dependent else 1, cfg.w_trainable)
+        self.omega_param = None
+        if cfg.omega_style == "diag":
+            self.omega_param = nn.Parameter(torch.empty(hidden_dim).uniform_(-1.0, 1.0))
+            self.omega_param.requires_grad_(cfg.w_trainable)
+        self.beta = nn.Parameter(torch.zeros(())) if cfg.add_source else None
+        self.nonlinearity = activation(cfg.nonlinearity)
+        self.linear = cfg.nonlinearity == "none"
+        self.graph: SparseGraph | None = None
+        self.abar: Tensor | None = None
+        self.x0 = self.w = self.omega = None
+
+    def prepare(self, x0: Tensor, graph: SparseGraph) -> None:
+        self.x0, self.graph = x0, graph
+        self.abar = graph.cached("sym_norm", lambda: symmetric_normalisation(graph))
+        self.w = self.mixing()  # once per forward pass, not per evaluation
+        if self.omega_style == "diag":
+            self.omega = self.omega_param
+        elif self.omega_style == "const":
+            self.omega = torch.full((x0.shape[-1],), self.omega_value, device=x0.device, dtype=x0.dtype)
+        else:
+            self.omega = None
+
+    def w_at(self, t: Tensor | float) -> Tensor:
+        """W_t: the W of the Euler step containing t (the same W for every t unless time_dependent)."""
+        if not self.time_dependent:
+            return self.w
+        index = min(int(float(t) / self.step_size + 1e-6), self.steps - 1)
+        return self.w[index]
+
+    def drift(self, t: Tensor | float, f: Tensor) -> Tensor:
+        """-F Omega + Abar F W_t + beta F(0), before the non-linearity."""
+        out = self.graph.matmul(self.abar, f @ self.w_at(t))
+        if self.omega is not None:
+            out = out - f * self.omega  # F Omega with Omega diagonal
+        if self.beta is not None:
+            out = out + self.beta * self.x0
+        return out
+
+    def forward(self, t: Tensor, f: Tensor) -> Tensor:
+        return self.nonlinearity(self.drift(t, f))
+
+    @property
+    def gradient_flow(self) -> bool:
+        """True when F' = -grad E exactly: symmetric, time-independent W and no non-linearity."""
+        return self.w_style in SYMMETRIC_W and not self.time_dependent and self.linear
+
+    def energy(self, f: Tensor) -> Tensor:
+        """E(F) = 1/2 <F, F Omega> - 1/2 <F, Abar F W> - beta <F, F(0)> (GRAFF eq. 5 with the source term)."""
+        w = self.w_at(0.0)
+        e = -0.5 * (f * self.graph.matmul(self.abar, f @ w)).sum()
+        if self.omega is not None:
+            e = e + 0.5 * (f * f * self.omega).sum()
+        if self.beta is not None:
+            e = e - self.beta * (f * self.x0).sum()
+        return e
+
+    def spectrum(self) -> dict:
+        """Eigenvalues of W (of its symmetric part for ``asymm``); per step for time-dependent W."""
+        w = self.w.detach()
+        sym = 0.5 * (w + w.transpose(-1, -2))
+        eig = torch.linalg.eigvalsh(sym.double()).float()
+        eig = eig if eig.dim() == 2 else eig[None]
+        return {
+            "lambda_plus": [round(float(e.max().clamp(min=0)), 6) for e in eig],
+            "lambda_minus": [round(float(e.min().clamp(max=0)), 6) for e in eig],
+            "n_positive": [int((e > 0).sum()) for e in eig],
+            "n_negative": [int((e < 0).sum()) for e in eig],
+            "eigenvalues": [[round(float(v), 5) for v in e] for e in eig],
+            "symmetric": self.w_style in SYMMETRIC_W,
+        }
+
+    @torch.no_grad()
+    def diagnostics(self, states: Tensor, times: Tensor) -> dict:
+        """GRAFF's own diagnostics: the spectrum of W and E(F(t)) along the trajectory."""
+        return {
+            "w_spectrum": self.spectrum(),
+            "energy": [round(float(self.energy(f)), 6) for f in states],
+            "energy_is_lyapunov": self.gradient_flow,
+        }
+
+
+def symmetric_normalisation(graph: SparseGraph) -> Tensor:
+    """Edge weights d_i^-1/2 d_j^-1/2 (degrees on the graph's own edges, self-loops included)."""
+    degree = torch.bincount(graph.dst, minlength=graph.num_nodes).to(torch.get_default_dtype())
+    inv_sqrt = degree.clamp(min=1).rsqrt()
+    return inv_sqrt[graph.dst] * inv_sqrt[graph.src]
+
+
+def graff_graph(data: Data, cfg: GraffModelCfg) -> SparseGraph:
+    """The data graph (undirected, as every loader returns it) plus self-loops unless ``self_loops`` is false."""
+    edge_index = data.edge_index
+    if cfg.self_loops:
+        edge_index, _ = add_remaining_self_loops(edge_index, num_nodes=data.num_nodes)
+    return SparseGraph(edge_index, data.num_nodes)
+
+
+def euler_steps(time: float, step_size: float) -> int:
+    return max(1, math.ceil(time / step_size - 1e-9))
+
+
+def build_graff(cfg: GraffModelCfg, solver: SolverCfg, data: Data) -> ContinuousGNN:
+    solver = solver_with_step(solver, cfg.dt)
+    step = solver.step_size if is_fixed_step(solver.method) else cfg.dt
+    func = GraffFlow(cfg.hidden_dim, cfg, euler_steps(cfg.time, step), step)
+    return ContinuousGNN(
+        in_dim=data.num_features,
+        hidden_dim=cfg.hidden_dim,
+        out_dim=int(data.num_classes),
+        ode=ODEBlock(func, solver, cfg.time),
+        input_dropout=cfg.input_dropout,
+        dropout=cfg.dropout,
+        use_mlp=cfg.use_mlp,
+    )
+
+
+def check_graff_cfg(cfg: GraffModelCfg, solver: SolverCfg) -> list[str]:
+    """Problems with a GRAFF model config, each naming the option, the value and what is allowed."""
+    problems = []
+    for key, valid in (("w_style", W_STYLES), ("omega_style", OMEGA_STYLES), ("nonlinearity", NONLINEARITIES)):
+        if getattr(cfg, key) not in valid:
+            problems.append(unknown_choice(f"model.{key}", getattr(cfg, key), valid))
+    for key in ("hidden_dim", "time", "dt"):
+        if not getattr(cfg, key) > 0:
+            problems.append(f"model.{key} must be > 0, got {getattr(cfg, key)}")
+    for key in ("input_dropout", "dropout"):
+        if not 0 <= getattr(cfg, key) < 1:
+            problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
+    if cfg.time_dependent and not is_fixed_step(solver.method):
+        problems.append(
+            f"model.time_dependent=true needs a fixed-step solver (one W_t per step); got '{solver.method}'"
+        )
+    return problems

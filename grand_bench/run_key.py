@@ -1,0 +1,91 @@
+"""The identity of one training run: a short hash of everything in its resolved config that shapes its numbers.
+
+``run_key(cfg)`` is what ``train.py resume=true`` (and ``scripts/reproduce.py``) use to recognise a run that
+is already in the results store, and what names the run's checkpoint folder (``<checkpoint_dir>/<key>/``).
+Two runs have the same key exactly when their resolved configs agree on every key outside ``VOLATILE``:
+the dataset, split and split index, seed, model, solver, optimiser, training and evaluation settings, and
+the device. ``VOLATILE`` holds what cannot change a number: where files live, labels, the progress bar,
+the logger, sweep settings, how often to checkpoint, and the ``seeds`` / ``splits`` lists (one run's own
+seed and split index are part of the key). The code version is not part of the key: a record made by an
+older commit still counts as that run (its record names the commit).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .report.store import read_records
+
+# Dotted config keys left out of the identity: none of them changes what a run computes.
+VOLATILE = (
+    "seeds",
+    "splits",
+    "tag",
+    "resume",
+    "data_root",
+    "raw_mirror",
+    "results_dir",
+    "checkpoint_dir",
+    "logger",
+    "tuner",
+    "train.progress",
+    "train.checkpoint_every",
+)
+KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
+
+
+def run_identity(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved config of one run (a DictConfig, or a record's ``config`` dict) without ``VOLATILE`` keys."""
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
+    for dotted in VOLATILE:
+        *parents, leaf = dotted.split(".")
+        node = plain
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return _json_safe(plain)
+
+
+def run_key(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """A 16-hex-digit key naming one run: sha256 of its identity as canonical JSON (sorted keys)."""
+    text = json.dumps(run_identity(cfg), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def finished_runs(records: str | Path | Iterable[dict]) -> dict[str, dict]:
+    """Run key -> the latest stored record of that run, from a results file/folder or a list of records.
+
+    A record counts whatever its status: a failed (diverged) run fails again the same way, so it is
+    finished too. The key is computed from the record's ``config``, so records written before keys existed
+    count as well.
+    """
+    if isinstance(records, str | Path):
+        path = Path(records)
+        records = read_records(path) if path.exists() else []
+    found: dict[str, dict] = {}
+    for record in records:
+        config = record.get("config")
+        if isinstance(config, dict):
+            found[run_key(config)] = record
+    return found
+
+
+def _json_safe(value: Any) -> Any:
+    # The store writes non-finite floats as null (JSON has no NaN); hash them the same way so that a
+    # config and the record made from it give the same key.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

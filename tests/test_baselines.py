@@ -1,0 +1,198 @@
+"""Baseline family: every PyG layer trains through run(cfg); depth, residual, DropEdge, equivariance, batching."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch_geometric.data import Batch
+
+from grand_bench.config import BaselineModelCfg
+from grand_bench.errors import ConfigError
+from grand_bench.models import FAMILIES, family
+from grand_bench.models.baselines import LAYERS, BaselineGNN, baseline_graph, pseudo_coordinates
+from grand_bench.run import run
+from grand_bench.validate import validate
+
+from .conftest import compose_cfg, ring_graph
+
+MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "gin", "gatedgcn", "monet", "cheb", "gcnii", "appnp"]
+
+
+def model_cfg(name: str, *overrides: str):
+    """The shipped conf/model/<name>.yaml, composed through Hydra, with overrides."""
+    return compose_cfg([f"model={name}", *(f"model.{o}" for o in overrides)]).model
+
+
+def base_cfg(**kw) -> BaselineModelCfg:
+    return OmegaConf.merge(OmegaConf.structured(BaselineModelCfg), {"name": "t", **kw})
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build(cfg, data) -> BaselineGNN:
+    torch.manual_seed(0)
+    return family(cfg).build(cfg, None, data).eval()
+
+
+def test_every_layer_has_a_model_yaml_and_the_family_is_registered():
+    assert {model_cfg(name).layer for name in MODELS} == set(LAYERS)
+    assert all(model_cfg(name).family == "baseline" for name in MODELS)
+    assert "baseline" in FAMILIES
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_baseline_trains_two_epochs_on_cora(run_cfg, name):
+    cfg = run_cfg(f"model={name}", "dataset=cora", "split=public", "train.epochs=2")
+    (record,) = run(cfg)
+    assert record["status"] == "ok", record["error"]
+    assert record["model"] == name and record["epochs_run"] == 2
+    assert record["nfe_forward"] == record["nfe_backward"] == record["nfe_eval"] == 0  # no ODE block
+    assert 0 <= record["test_at_best_val"] <= 1 and all(torch.isfinite(torch.tensor(record["history"]["loss"])))
+    data = type("Sizes", (), {"num_features": 1433, "num_classes": 7})()
+    assert record["num_params"] == n_params(family(cfg.model).build(cfg.model, cfg.solver, data))
+    assert record["config"]["model"]["layer"] == model_cfg(name).layer
+
+
+def test_gcn_depth_and_options_set_layers_and_parameters(ring):
+    f, h, c = ring.num_features, 16, 3
+
+    def gcn(**kw) -> BaselineGNN:
+        return BaselineGNN(f, c, base_cfg(layer="gcn", hidden_dim=h, **kw))
+
+    # GCNConv(i, o) has i*o weights and o biases; the first layer reads the features, the last gives classes.
+    assert n_params(gcn(num_layers=1)) == f * c + c
+    for depth in (2, 5, 64):
+        model = gcn(num_layers=depth)
+        assert len(model.layers) == depth
+        assert n_params(model) == (f * h + h) + (depth - 2) * (h * h + h) + (h * c + c)
+        assert n_params(gcn(num_layers=depth, batch_norm=True)) == n_params(model) + (depth - 1) * 2 * h
+        assert n_params(gcn(num_layers=depth, residual=True)) == n_params(model)  # identity skips: no weights
+        assert sum(gcn(num_layers=depth, residual=True).skips) == depth - 2  # hidden -> hidden layers only
+    encoded = gcn(num_layers=3, encoder=True)  # Linear encoder, 3 hidden -> hidden layers, Linear decoder
+    assert len(encoded.layers) == 3 and n_params(encoded) == (f * h + h) + 3 * (h * h + h) + (h * c + c)
+    assert len(BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=7, hidden_dim=h)).layers) == 7
+
+
+def test_residual_passes_the_state_through_a_zeroed_hidden_layer(ring):
+    graph = baseline_graph(ring)
+    outputs = {}
+    for residual in (False, True):
+        cfg = base_cfg(layer="gcn", num_layers=3, hidden_dim=8, dropout=0.0, residual=residual)
+        model = build(cfg, ring)
+        with torch.no_grad():
+            for p in model.layers[1].parameters():
+                p.zero_()
+        first, last = model.layers[0], model.layers[2]
+        edges = model.edges(graph)
+        h = torch.relu(first(ring.x, edges.index, edges.weight))
+        outputs[residual] = (model(ring.x, graph), last(h, edges.index, edges.weight), last.bias)
+    out, skipped, _ = outputs[True]
+    torch.testing.assert_close(out, skipped)  # h + ReLU(0) = h: the 3-layer net acts as layers 1 and 3
+    out, _, bias = outputs[False]
+    torch.testing.assert_close(out, bias.expand_as(out))  # without the skip the zeroed layer erases h
+
+
+def test_dropedge_drops_edges_in_training_only_and_is_seeded(ring):
+    graph = baseline_graph(ring)
+    cfg = base_cfg(layer="gat", num_layers=2, hidden_dim=16, heads=2, dropout=0.0, attn_dropout=0.0, dropedge=0.5)
+    model = build(cfg, ring)
+    model.train()
+    torch.manual_seed(1)
+    kept = model.edges(graph).index
+    torch.manual_seed(1)
+    again = model.edges(graph).index
+    torch.manual_seed(2)
+    other = model.edges(graph).index
+    assert torch.equal(kept, again) and not torch.equal(kept, other)
+    assert 0.3 * graph.edge_index.size(1) < kept.size(1) < 0.7 * graph.edge_index.size(1)
+    assert set(map(tuple, kept.t().tolist())) <= set(map(tuple, graph.edge_index.t().tolist()))
+    torch.manual_seed(1)
+    train_out = model(ring.x, graph)
+    model.eval()
+    assert torch.equal(model.edges(graph).index, graph.edge_index)
+    eval_out = model(ring.x, graph)
+    assert not torch.allclose(train_out, eval_out)  # no other randomness: dropout and attention dropout are 0
+    plain = build(base_cfg(**{**OmegaConf.to_container(cfg), "dropedge": 0.0}), ring)
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(plain.train()(ring.x, graph), eval_out)  # without DropEdge train == eval
+
+
+def test_dropedge_renormalises_gcn_weights_on_the_kept_edges(ring):
+    graph = baseline_graph(ring)
+    model = build(base_cfg(layer="gcn", dropedge=0.5), ring).train()
+    torch.manual_seed(0)
+    edges = model.edges(graph)
+    loops = edges.index[0] == edges.index[1]
+    assert loops.sum() == ring.num_nodes  # self-loops added after dropping
+    assert edges.index.size(1) - ring.num_nodes < graph.edge_index.size(1)
+    deg = torch.zeros(ring.num_nodes).index_add_(0, edges.index[1], torch.ones(edges.index.size(1)))
+    expected = (deg[edges.index[0]] * deg[edges.index[1]]).rsqrt()
+    torch.testing.assert_close(edges.weight, expected)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_baselines_are_permutation_equivariant(name):
+    data = ring_graph(num_nodes=30, features=8, classes=3, seed=1)
+    cfg = model_cfg(name, "num_layers=3", "hidden_dim=16", "batch_norm=true")
+    model = build(cfg, data)
+    perm = torch.randperm(data.num_nodes, generator=torch.Generator().manual_seed(0))
+    new_position = torch.argsort(perm)  # old node i is node new_position[i] after permuting
+    permuted = data.clone()
+    permuted.x, permuted.edge_index = data.x[perm], new_position[data.edge_index]
+    out = model(data.x, baseline_graph(data, cfg))
+    out_permuted = model(permuted.x, baseline_graph(permuted, cfg))
+    assert out.shape == (data.num_nodes, 3)
+    torch.testing.assert_close(out_permuted, out[perm], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_batch_of_two_graphs_gives_each_graphs_outputs(name):
+    graphs = [ring_graph(num_nodes=30, features=8, seed=2), ring_graph(num_nodes=17, features=8, seed=3)]
+    cfg = model_cfg(name, "num_layers=3", "hidden_dim=16", "batch_norm=true")
+    model = build(cfg, graphs[0])
+    batch = Batch.from_data_list(graphs)
+    model.train()
+    model(batch.x, baseline_graph(batch, cfg))  # moves the BatchNorm running statistics away from 0 / 1
+    model.eval()
+    together = model(batch.x, baseline_graph(batch, cfg))
+    alone = torch.cat([model(g.x, baseline_graph(g, cfg)) for g in graphs])
+    assert together.shape == (47, 3)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_monet_pseudo_coordinates_come_from_in_degrees(ring):
+    graph = baseline_graph(ring)
+    deg = torch.bincount(ring.edge_index[1], minlength=ring.num_nodes).float()
+    src, dst = ring.edge_index
+    expected = torch.stack([(deg[src] + 1).rsqrt(), (deg[dst] + 1).rsqrt()], -1)
+    torch.testing.assert_close(pseudo_coordinates(graph), expected)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, gin, gatedgcn, monet, cheb"),
+        ("model.num_layers=0", "model.num_layers must be >= 1, got 0"),
+        ("model.heads=0", "model.heads must be >= 1, got 0"),
+        ("model.heads=5", "model.heads=5 must divide model.hidden_dim=64 (gat)"),
+        ("model.dropedge=1.0", "model.dropedge must be in [0, 1), got 1.0"),
+        ("model.dropout=-0.1", "model.dropout must be in [0, 1), got -0.1"),
+        ("model.aggr=median", "unknown model.aggr 'median'; valid: mean, max, sum"),
+        ("model.activation=tanh", "unknown model.activation 'tanh'; valid: relu, elu"),
+    ],
+)
+def test_invalid_baseline_options_name_the_option_and_the_valid_values(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(["model=gat", override]))
+    assert message in str(err.value)
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(["model=gcn", "model.num_layers=0", "model.dropedge=2", "model.layer=x"]))
+    for message in ("model.num_layers must be >= 1", "model.dropedge must be in [0, 1)", "unknown model.layer 'x'"):
+        assert message in str(err.value)
+    validate(compose_cfg(["model=gcnii", "dataset=cora"]))  # the shipped files are valid

@@ -1,0 +1,149 @@
+"""Dirichlet-energy diagnostics: the two energies by hand, states per step / layer, the run record."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torch_geometric.nn import GCNConv
+from torch_geometric.utils import to_undirected
+
+from grand_bench.config import DiagnosticsCfg, EvalCfg, GraffModelCfg, OptimCfg, SolverCfg, TrainCfg
+from grand_bench.data import Split
+from grand_bench.diagnostics import (
+    BestModelDiagnostics,
+    collect,
+    dirichlet_energy,
+    hidden_states,
+    normalised_dirichlet_energy,
+)
+from grand_bench.models.graff import build_graff, graff_graph
+from grand_bench.run import run
+from grand_bench.training import Trainer, seed_everything
+
+
+def path_graph(n: int) -> torch.Tensor:
+    return to_undirected(torch.stack([torch.arange(n - 1), torch.arange(1, n)]))
+
+
+def test_dirichlet_energy_by_hand():
+    """Path 0-1-2, x = (0, 1, 3): each edge counted from both ends, divided by N (GraphCON eq. 13)."""
+    x = torch.tensor([[0.0], [1.0], [3.0]])
+    assert float(dirichlet_energy(x, path_graph(3))) == pytest.approx(2 * (1 + 4) / 3)
+    assert float(dirichlet_energy(torch.ones(3, 4), path_graph(3))) == 0.0
+
+
+def test_normalised_energy_is_zero_on_the_smoothest_signal_and_large_on_the_sharpest():
+    """Rayleigh quotient of I - D^-1/2 (A + I) D^-1/2: 0 at D^1/2 1, its top eigenvalue at the top eigenvector."""
+    n = 8
+    edge_index = path_graph(n)
+    a = torch.zeros(n, n)
+    a[edge_index[1], edge_index[0]] = 1
+    a = a + torch.eye(n)
+    d = a.sum(1)
+    laplacian = torch.eye(n) - a / torch.sqrt(d[:, None] * d[None, :])
+    eigvals, eigvecs = torch.linalg.eigh(laplacian)
+    smooth = d.sqrt()[:, None]
+    assert float(normalised_dirichlet_energy(smooth, edge_index)) == pytest.approx(0.0, abs=1e-6)
+    sharp = eigvecs[:, -1:] * 5.0  # scale-free
+    assert float(normalised_dirichlet_energy(sharp, edge_index)) == pytest.approx(float(eigvals[-1]), abs=1e-5)
+    x = torch.randn(n, 3)
+    assert float(normalised_dirichlet_energy(x, edge_index)) == pytest.approx(
+        float((x * (laplacian @ x)).sum() / (x * x).sum()), abs=1e-5
+    )
+
+
+def graff_model(ring, dt: float = 0.5):
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(GraffModelCfg), {"name": "t", "hidden_dim": 6, "time": 2.0, "dt": dt, "w_style": "sum"}
+    )
+    return build_graff(cfg, SolverCfg(method="euler"), ring), graff_graph(ring, cfg)
+
+
+def test_ode_states_are_taken_at_every_solver_step(ring):
+    torch.manual_seed(0)
+    model, graph = graff_model(ring)
+    axis, times, states = hidden_states(model, ring.x, graph)
+    assert axis == "time" and times == [0.0, 0.5, 1.0, 1.5, 2.0]
+    with torch.no_grad():
+        torch.testing.assert_close(states[-1], model.ode(model.encode(ring.x), graph))
+        torch.testing.assert_close(states[0], model.encode(ring.x))
+    assert hidden_states(model, ring.x, graph, points=3)[1] == [0.0, 1.0, 2.0]
+
+
+def test_graff_adds_the_spectrum_of_w_and_its_energy_along_the_trajectory(ring):
+    torch.manual_seed(1)
+    model, graph = graff_model(ring, dt=0.05)
+    out = collect(model, ring.x, graph, ring.edge_index, DiagnosticsCfg(dirichlet=True))
+    assert len(out["time"]) == len(out["dirichlet"]) == len(out["dirichlet_normalised"]) == len(out["energy"]) == 41
+    assert out["energy_is_lyapunov"] and all(
+        b <= a + 1e-4 for a, b in zip(out["energy"], out["energy"][1:], strict=False)
+    )
+    assert len(out["w_spectrum"]["eigenvalues"][0]) == 6
+    assert all(0 <= e < 2 for e in out["dirichlet_normalised"])
+
+
+class ThreeGCN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([GCNConv(8, 8) for _ in range(3)])
+
+    def forward(self, x, graph):
+        for conv in self.convs:
+            x = conv(x, graph).relu()
+        return x
+
+
+def test_discrete_models_report_every_message_passing_layer(ring):
+    torch.manual_seed(2)
+    model = ThreeGCN()
+    axis, layers, states = hidden_states(model, ring.x, ring.edge_index)
+    assert axis == "layer" and layers == [1, 2, 3]
+    with torch.no_grad():
+        torch.testing.assert_close(states[0], model.convs[0](ring.x, ring.edge_index))
+    assert not model.convs[0]._forward_hooks  # hooks removed
+
+
+def test_best_model_diagnostics_measure_the_best_epoch_and_leave_the_final_weights(ring):
+    seed_everything(0)
+    model, graph = graff_model(ring)
+    split = Split(torch.arange(0, 10), torch.arange(10, 20), torch.arange(20, 30))
+    diagnostics = BestModelDiagnostics(DiagnosticsCfg(dirichlet=True))
+    trainer = Trainer(
+        model, ring.x, graph, ring.y, split, OptimCfg(lr=0.05), TrainCfg(epochs=8, progress=False), EvalCfg(),
+        callbacks=[diagnostics],
+    )  # fmt: skip
+    outcome = trainer.fit()
+    final = {k: v.clone() for k, v in model.state_dict().items()}
+    out = diagnostics.collect(model, ring.x, graph, ring.edge_index)
+    assert out["model"] == "best_val_epoch" and out["epoch"] == outcome.best_epoch
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, final[key])
+    best = collect(_with_state(model, diagnostics.best_state), ring.x, graph, ring.edge_index, DiagnosticsCfg())
+    assert out["dirichlet"] == best["dirichlet"]
+    if outcome.best_epoch < outcome.epochs_run:
+        assert out["dirichlet"] != collect(model, ring.x, graph, ring.edge_index, DiagnosticsCfg())["dirichlet"]
+
+
+def _with_state(model, state):
+    import copy
+
+    clone = copy.deepcopy(model)
+    clone.load_state_dict(state)
+    return clone
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [("graff", {"w_spectrum", "energy"}), ("graphcon_gcn", set()), ("grand_l", set())],
+)
+def test_run_record_carries_diagnostics_when_asked(run_cfg, model, extra):
+    overrides = ["dataset=cora", f"model={model}", "model.hidden_dim=16", "train.epochs=2"]
+    if model == "grand_l":
+        overrides += ["solver=rk4", "solver.step_size=1.0", "model.time=2.0", "model.attention.dim=16"]
+    record = run(run_cfg(*overrides, "diagnostics.dirichlet=true"))[0]
+    diagnostics = record["diagnostics"]
+    assert diagnostics["axis"] == "time" and diagnostics["model"] == "best_val_epoch"
+    assert len(diagnostics["dirichlet"]) == len(diagnostics["time"]) >= 3 and diagnostics.keys() >= extra
+    assert "diagnostics" not in run(run_cfg(*overrides, "train.epochs=1"))[0]

@@ -1,0 +1,343 @@
+"""The papers' tables and figures from run records (report/tables.py, report/figures.py) and reproduce.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grand_bench.errors import ConfigError
+from grand_bench.provenance import PROJECT_ROOT
+from grand_bench.report import append_record, read_records
+from grand_bench.report.figures import make_figures
+from grand_bench.report.reference import published
+from grand_bench.report.tables import (
+    SPEC_DIR,
+    aggregate,
+    cell_overrides,
+    cell_split,
+    config_value,
+    implemented,
+    load_spec,
+    paper_values,
+    same_value,
+    spec_names,
+    write_tables,
+)
+from grand_bench.reproduce import main as reproduce_main
+from grand_bench.reproduce import parse_args, plan, run_groups
+
+from .conftest import compose_cfg
+
+
+def record(model="grand_l", dataset="cora", split="public", tag="grand2021_table1", test=0.8, status="ok", config=None):
+    return {
+        "model": model,
+        "dataset": dataset,
+        "split": split,
+        "split_index": 0,
+        "seed": 0,
+        "tag": tag,
+        "metric": "accuracy",
+        "status": status,
+        "test_at_best_val": test if status == "ok" else None,
+        "seconds_per_epoch": 1.0,
+        "config": config or {},
+    }
+
+
+def cell(grid, spec, row_name, col_name):
+    i = [r.name for r in spec.rows].index(row_name)
+    j = [c.name for c in spec.columns].index(col_name)
+    return grid[i][j]
+
+
+# ------------------------------------------------------------------------------------------------ specs
+
+
+def test_every_spec_parses_and_its_cells_are_exactly_the_reference_csv_cells():
+    names = spec_names()
+    assert {"grand2021_table1", "grand2021_table2", "graff2022_table1"} <= set(names)
+    assert {f"graphcon2022_table{i}" for i in range(1, 9)} <= set(names)
+    tables_with_reference = set()
+    for name in names:
+        spec = load_spec(name)
+        if spec.reference is None:
+            continue
+        tables_with_reference.add(spec.reference)
+        csv_rows = [r for r in published() if (r["paper"], r["table"]) == spec.reference]
+        assert csv_rows, name
+        assert {r["metric"] for r in csv_rows} == {spec.metric}, name
+        grid = {(r.name, c.name) for r in spec.rows for c in spec.columns}
+        csv_cells = {(r["model"], r["dataset"]) for r in csv_rows}
+        assert csv_cells <= grid, f"{name}: CSV cells the spec has no row/column for: {csv_cells - grid}"
+        assert {r.name for r in spec.rows} == {m for m, _ in csv_cells}, name  # no row the paper lacks
+        assert {c.name for c in spec.columns} == {d for _, d in csv_cells}, name
+        assert len(paper_values(spec)) == len(csv_rows), name
+    # every (paper, table) of the reference file has a spec
+    assert {(r["paper"], r["table"]) for r in published()} == tables_with_reference
+
+
+def test_spec_presets_exist_and_rows_name_models_or_null():
+    for name in spec_names():
+        spec = load_spec(name)
+        for preset in {spec.preset, *(r.preset for r in spec.rows)} - {None}:
+            assert (PROJECT_ROOT / "conf" / "experiment" / f"{preset}.yaml").is_file(), (name, preset)
+    # the models the project implements today are the rows' names for them
+    assert implemented("model", "grand_l") and not implemented("model", None)
+    t1 = load_spec("grand2021_table1")
+    assert {r.name: r.model for r in t1.rows}["Lanczos"] is None
+
+
+def test_a_bad_spec_is_one_line_naming_the_file_and_key(tmp_path):
+    (tmp_path / "bad.yaml").write_text((SPEC_DIR / "grand2021_table1.yaml").read_text() + "colour: red\n")
+    with pytest.raises(ConfigError, match=r"tables/bad.yaml: unknown key 'colour'"):
+        load_spec("bad", tmp_path)
+    with pytest.raises(ConfigError, match="unknown table 'nope'; valid: .*grand2021_table1"):
+        load_spec("nope")
+    text = (SPEC_DIR / "grand2021_fig3_step.yaml").read_text()
+    (tmp_path / "twin.yaml").write_text(text.replace("solver: dopri5}", "solver: explicit_adams}"))  # two rows alike
+    with pytest.raises(ConfigError, match="share model 'grand_l'"):
+        load_spec("twin", tmp_path)
+
+
+def _cells_to_compose():
+    """One column per (spec, row) whose model exists, plus every column with its own overrides or variables."""
+    for name in spec_names():
+        spec = load_spec(name)
+        runnable = [c for c in spec.columns if implemented("dataset", c.dataset)]
+        for row in spec.rows:
+            if not implemented("model", row.model) or not runnable:
+                continue
+            special = [c for c in runnable if c.overrides or c.vars]
+            for col in {id(c): c for c in [runnable[0], *special[:2]]}.values():
+                yield pytest.param(name, row.name, col.name, id=f"{name}-{row.name}-{col.name}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "row_name", "col_name"), list(_cells_to_compose()))
+def test_every_preset_composes_for_every_model_it_runs(name, row_name, col_name):
+    """The cell's command line composes; the protocol, tag and every override land in the config."""
+    from omegaconf import OmegaConf
+
+    from grand_bench.reproduce import cell_command
+
+    spec = load_spec(name)
+    row = next(r for r in spec.rows if r.name == row_name)
+    col = next(c for c in spec.columns if c.name == col_name)
+    cfg = compose_cfg(cell_command(spec, row, col, []))
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    assert (cfg.model.name, cfg.dataset.name, cfg.split.name) == (row.model, col.dataset, cell_split(spec, row, col))
+    assert cfg.tag == spec.tags[0]
+    preset = compose_cfg([f"experiment={row.preset or spec.preset}", f"model={row.model}", f"dataset={col.dataset}"])
+    assert preset.tag == spec.tags[0], "the preset writes the table's first tag, for train.py users too"
+    assert cfg.seeds, "a preset says how many initialisations"
+    for key, value in cell_overrides(spec, row, col).items():
+        if key not in ("seeds", "splits"):
+            assert same_value(config_value(plain, key), value), (key, value)
+
+
+# ------------------------------------------------------------------------------------------------ aggregation
+
+
+def test_aggregation_mean_population_std_n_delta_and_the_out_of_std_mark(tmp_path):
+    store = tmp_path / "runs"
+    for test in (0.80, 0.82, 0.84):
+        append_record(store / "grand_l_cora.jsonl", record(test=test))
+    append_record(store / "grand_l_cora.jsonl", record(status="failed"))
+    append_record(store / "grand_l_cora.jsonl", record(test=0.10, tag="core_check"))  # another protocol
+    append_record(store / "grand_l_cora.jsonl", record(test=0.10, split="random"))  # another split
+    append_record(store / "grand_l_citeseer.jsonl", record(dataset="citeseer", test=0.736))
+    spec = load_spec("grand2021_table1")
+    grid = aggregate(spec, read_records(store))
+
+    cora = cell(grid, spec, "GRAND-l", "Cora")
+    assert (cora.n, cora.failed) == (3, 1)
+    assert cora.mean == pytest.approx(82.0)
+    assert cora.std == pytest.approx(math.sqrt(8 / 3))  # population std: ddof 0, as the papers
+    assert (cora.paper_mean, cora.paper_std) == (84.7, 0.6)
+    assert cora.delta == pytest.approx(-2.7)
+    assert cora.within is False and cora.better is False
+
+    citeseer = cell(grid, spec, "GRAND-l", "CiteSeer")  # 73.6 vs 73.3 ± 0.4: within max(0.4, 1.0)
+    assert (citeseer.n, citeseer.within) == (1, True)
+    assert cell(grid, spec, "GRAND-nl", "Cora").state == "no runs"
+    assert cell(grid, spec, "Lanczos", "Cora").state == "not implemented"
+
+
+def test_cells_match_records_by_the_cell_overrides_and_column_variables():
+    spec = load_spec("grand2021_fig3_step")
+    common = {"solver": {"max_nfe": 100000}}
+
+    def run(method, step, test):
+        solver = {**common["solver"], "method": method, "step_size": step}
+        return record(split="random", tag="grand2021_fig3", test=test, config={"solver": solver})
+
+    records = [run("explicit_adams", 0.5, 0.7), run("implicit_adams", 0.5, 0.8), run("dopri5", None, 0.83)]
+    records.append(record(split="random", tag="grand2021_fig3", test=0.1, config={"solver": {"method": "dopri5"}}))
+    grid = aggregate(spec, records)
+    assert cell(grid, spec, "explicit Adams", "step 0.5").mean == pytest.approx(70.0)
+    assert cell(grid, spec, "explicit Adams", "step 1").n == 0
+    assert cell(grid, spec, "implicit Adams", "step 0.5").mean == pytest.approx(80.0)
+    # dopri5 has no step: the same runs in every column (drawn as one level)
+    assert {cell(grid, spec, "dopri5", c.name).n for c in spec.columns} == {1}
+
+
+def test_a_row_without_our_model_shows_the_paper_value_only(tmp_path):
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    text = (SPEC_DIR / "grand2021_table1.yaml").read_text()
+    (spec_dir / "future.yaml").write_text(text.replace("model: grand_nl_rw}", "model: grand_future}"))
+    records = [record(model="grand_future", tag="future")]  # even if runs existed they do not match the tag
+    out = tmp_path / "tables"
+    write_tables(records, out, ["future"], spec_dir=spec_dir)
+    md = (out / "future.md").read_text()
+    assert "| Lanczos | – | 79.5 ± 1.8 | 66.2 ± 1.9 | 78.3 ± 0.3 |" in md
+    assert "| GRAND-nl-rw | `grand_future` (not yet) | 82.9 ± 0.7 | 73.6 ± 0.3 | 81.0 ± 0.4 |" in md
+    rows = {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO((out / "future.csv").read_text()))}
+    lanczos = rows[("Lanczos", "Cora")]
+    assert (lanczos["state"], lanczos["ours_mean"], lanczos["n"], lanczos["paper_mean"]) == (
+        "not implemented",
+        "",
+        "0",
+        "79.5000",
+    )
+    assert rows[("GRAND-nl-rw", "Cora")]["state"] == "not implemented"
+    tex = (out / "future.tex").read_text()
+    assert r"Lanczos (paper) & $79.5 \pm 1.8$" in tex and "Lanczos (ours)" not in tex
+
+
+def test_make_tables_writes_md_tex_csv_and_index_the_same_bytes_every_time(tmp_path):
+    store = tmp_path / "runs"
+    for test in (0.83, 0.85):
+        append_record(store / "grand_l_cora.jsonl", record(test=test))
+    append_record(store / "grand_l_cora.jsonl", record(test=0.5, tag="core_check"))
+    with open(store / "grand_l_cora.jsonl", "a") as handle:
+        handle.write('{"torn": \n')
+    cmd = [sys.executable, str(PROJECT_ROOT / "scripts" / "make_tables.py"), str(store), "--no-figures"]
+    outputs = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "grand_l_cora.jsonl:4: skipping corrupt record" in done.stderr
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0] == outputs[1]  # regenerated byte for byte
+    names = spec_names()
+    assert set(outputs[0]) == {"README.md", *(f"{n}.{x}" for n in names for x in ("md", "tex", "csv"))}
+    md = outputs[0]["grand2021_table1.md"].decode()
+    assert "84.0 ± 1.0 [2]<br>paper 84.7 ± 0.6<br>Δ -0.7 ✓" in md
+    index = outputs[0]["README.md"].decode()
+    assert "[md](grand2021_table1.md)" in index
+    assert "| core_check | grand_l | cora | public | 1 |" in index  # counted by no table, and said so
+
+
+def test_figures_draw_what_has_records_and_skip_the_rest_with_a_note(tmp_path):
+    records = []
+    for method, step in (("explicit_adams", 0.5), ("explicit_adams", 1.0), ("implicit_adams", 1.0), ("dopri5", None)):
+        solver = {"method": method, "step_size": step, "max_nfe": 100000}
+        records += [
+            record(split="random", tag="grand2021_fig3", test=t, config={"solver": solver}) for t in (0.8, 0.82)
+        ]
+    written, notes = make_figures(records, tmp_path / "a")
+    assert [p.name for p in written] == ["grand2021_fig3_step.png"]
+    assert any(n.startswith("skipped grand2021_fig2.png: no records") for n in notes)
+    again, _ = make_figures(records, tmp_path / "b")
+    assert written[0].read_bytes() == again[0].read_bytes()
+    assert "grand2021_fig3_step.png" in (tmp_path / "a" / "README.md").read_text()
+
+
+def test_the_dirichlet_figure_reads_the_records_diagnostics(tmp_path):
+    diagnostics = {"axis": "layer", "layer": [1, 2, 3], "dirichlet": [1.0, 0.1, 0.01]}
+    config = {"diagnostics": {"dirichlet": True}, "model": {"num_layers": 100}}
+    records = [record(model="gcn", tag="graphcon2022_fig2", config=config)]
+    records[0]["diagnostics"] = diagnostics
+    written, _ = make_figures(records, tmp_path)
+    assert "graphcon2022_fig2.png" in [p.name for p in written]
+
+
+# ------------------------------------------------------------------------------------------------ reproduce
+
+
+def test_reproduce_arguments_are_checked_in_one_line():
+    with pytest.raises(ConfigError, match="table=<name> is required"):
+        parse_args(["models=grand_l"])
+    with pytest.raises(ConfigError, match="runs must be a positive integer"):
+        parse_args(["table=grand2021_table1", "runs=0"])
+    args = parse_args(["table=t", "models=[grand_l,gcn]", "dry_run=true", "train.epochs=2"])
+    assert (args["models"], args["dry_run"], args["extra"]) == (["grand_l", "gcn"], True, ["train.epochs=2"])
+    with pytest.raises(ConfigError, match="unknown model 'gran_l'; valid: .*grand_l"):
+        plan(load_spec("grand2021_table1"), models=["gran_l"])
+
+
+def test_run_groups_cover_the_runs_to_do_as_products():
+    class Run:
+        def __init__(self, split, seed, state="todo"):
+            from omegaconf import OmegaConf
+
+            self.cfg = OmegaConf.create({"split": {"index": split}, "seed": seed})
+            self.state = state
+
+    # one split, many seeds: one call; many splits with seed 0 and two with seed 1: one call per seed
+    assert run_groups([Run(0, s) for s in range(3)]) == [([0], [0, 1, 2], True)]
+    groups = run_groups([*(Run(p, 0) for p in range(4)), Run(0, 1), Run(1, 1, "other_tag")])
+    assert groups == [([0, 1, 2, 3], [0], True), ([0, 1], [1], False)]
+
+
+def _quick(planetoid_root, tmp_path) -> list[str]:
+    """A 1-epoch, 2-step GRAND-l on the fixture data root, records and checkpoints under tmp_path."""
+    return [
+        "train.epochs=1",
+        "model.time=1.0",
+        "solver=euler",
+        "solver.step_size=0.5",
+        f"data_root={planetoid_root}",
+        "raw_mirror=null",
+        f"results_dir={tmp_path / 'runs'}",
+        f"checkpoint_dir={tmp_path / 'checkpoints'}",
+    ]
+
+
+def test_reproduce_skips_recorded_runs_and_resumes(planetoid_root, tmp_path, capsys):
+    base = ["table=grand2021_table1", "models=grand_l", "datasets=cora", *_quick(planetoid_root, tmp_path)]
+    store = tmp_path / "runs" / "grand_l_cora.jsonl"
+    assert reproduce_main([*base, "runs=2"]) == 0
+    assert [(r["seed"], r["tag"], r["split"]) for r in read_records(store)] == [
+        (0, "grand2021_table1", "public"),
+        (1, "grand2021_table1", "public"),
+    ]
+    capsys.readouterr()
+    assert reproduce_main([*base, "runs=3"]) == 0  # only the third run is new
+    assert "3 runs, 2 recorded, 1 to run" in capsys.readouterr().out
+    assert [r["seed"] for r in read_records(store)] == [0, 1, 2]
+    assert reproduce_main([*base, "runs=3", "dry_run=true"]) == 0
+    assert "3 runs, 3 recorded, 0 to run" in capsys.readouterr().out
+    assert reproduce_main([*base, "runs=1", "train.epochs=2"]) == 0  # another setting: another run
+    assert len(read_records(store)) == 4
+
+
+def test_a_failed_run_or_a_broken_cell_does_not_stop_the_others(planetoid_root, tmp_path, capsys):
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    shutil.copy(SPEC_DIR / "grand2021_table1.yaml", spec_dir / "t.yaml")
+    text = (spec_dir / "t.yaml").read_text()
+    text = text.replace("model: grand_nl}", "model: grand_l, overrides: {solver.max_nfe: 1}}")  # fails at epoch 1
+    text = text.replace("model: grand_nl_rw}", "model: grand_l, overrides: {solver.max_nfe: 9, model.no_key: 1}}")
+    text = text.replace("model: grand_l}", "model: grand_l, overrides: {solver.max_nfe: 1000}}")
+    (spec_dir / "t.yaml").write_text(text)
+    from grand_bench.reproduce import execute
+
+    spec = load_spec("t", spec_dir)
+    cells, _ = plan(spec, models=["grand_l"], datasets=["cora"], limit=1, extra=_quick(planetoid_root, tmp_path))
+    assert [c.row.name for c in cells] == ["GRAND-l", "GRAND-nl", "GRAND-nl-rw"]
+    assert cells[2].error and "no_key" in cells[2].error
+    ok, failed, broken = execute(cells)
+    assert (ok, failed, broken) == (1, 1, 1)
+    statuses = sorted(r["status"] for r in read_records(tmp_path / "runs"))
+    assert statuses == ["failed", "ok"]
+    assert "cannot run" in capsys.readouterr().out
