@@ -60,3 +60,12 @@ figures: install
 #   make reproduce TABLE=grand2021_table2 ARGS='models=grand_l datasets=cora runs=10'
 reproduce: install
 	$(PY) scripts/reproduce.py table=$(TABLE) $(ARGS)
+
+# Benchmarks (issue 7): conf/bench/default.yaml -> results/bench/<device>.{jsonl,md}; scaling on synthetic graphs
+# -> results/bench/<device>_scaling.{jsonl,png}. Pass e.g. BENCH_ARGS="device=cuda" or "cases=[grand_l_cora_dopri5]".
+.PHONY: bench bench-scaling
+bench: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) scripts/bench.py $(BENCH_ARGS)
+
+bench-scaling: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) scripts/bench.py bench=scaling $(BENCH_ARGS)

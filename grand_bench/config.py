@@ -107,8 +107,10 @@ class ReactionDiffusionModelCfg(GrandModelCfg):
     reaction: str = "bspm"
     laplacian_norm: str | None = None  # diffusivity laplacian: row | column | sym (GCN); null = attention.norm
     alpha_dim: str = "scalar"  # scalar | channel (GREAD's sc / vc): alpha = sigmoid(alpha_train)
-    beta_dim: str = "scalar"  # scalar | channel: beta = sigmoid(beta_train), beta_train from 0
+    beta_dim: str = "scalar"  # scalar | channel: beta = sigmoid(beta_train)
     beta_diag: bool = False  # GREAD's beta_diag: beta a free per-channel vector, U(-1, 1) init (beta_dim unused)
+    beta_init: float = 0.0  # initial beta_train (beta = sigmoid(beta_train) unless beta_diag): -4 starts near 0
+    decoder_activation: str = "relu"  # before the decoder: relu | none (GREAD's XN_activation=False) | elu | tanh
 
 
 @dataclass
@@ -153,6 +155,7 @@ class GraffModelCfg:
     use_mlp: bool = False  # two residual MLP blocks after the linear encoder
     w_style: str = "diag_dom"  # sum | prod | neg_prod | diag | diag_dom | asymm (the non-gradient-flow control)
     w_trainable: bool = True  # false: W frozen at its random init (the 2022 code's default; v1's fixed (D))
+    w_init: str = "uniform"  # diag / diag_dom: uniform (U(-1, 1), glorot W0) | identity (W = I at init)
     omega_style: str = "diag"  # diag (learned vector) | zero | const (omega_value * I)
     omega_value: float = 1.0
     time_dependent: bool = False  # one W_t per Euler step (GRAFF-timedep)

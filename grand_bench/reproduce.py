@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .cli import CONF_DIR
 from .config import register_configs
@@ -173,15 +173,25 @@ def _choose(spec: TableSpec, models, datasets) -> tuple[set, set]:
     return chosen[0], chosen[1]
 
 
-def run_groups(runs: list[PlannedRun]) -> list[tuple[list[int], list[int], bool]]:
-    """(splits, seeds, resume) for the ``run.run`` calls covering the runs to do: each a splits × seeds product."""
+def run_groups(
+    runs: list[PlannedRun], split_follows_seed: bool = False
+) -> list[tuple[list[int] | None, list[int], bool]]:
+    """(splits, seeds, resume) for the ``run.run`` calls covering the runs to do, each a splits × seeds product.
+
+    ``split_follows_seed``: the split index is the seed (``split=random``'s default), so one call with
+    ``splits=None`` covers every run. A run recorded under another tag would be skipped by resume=true, so
+    its call runs with resume=false (a checkpoint of it is then not continued).
+    """
     pairs = [(int(r.cfg.split.index), int(r.cfg.seed), r.state == "other_tag") for r in runs]
+    if not pairs:
+        return []
+    if split_follows_seed and all(split == seed for split, seed, _ in pairs):
+        return [(None, [seed for _, seed, _ in pairs], not any(o for _, _, o in pairs))]
     by_seed: dict[int, list] = {}
     by_split: dict[int, list] = {}
     for split, seed, other in pairs:
         by_seed.setdefault(seed, []).append((split, other))
         by_split.setdefault(split, []).append((seed, other))
-    # A run recorded under another tag would be skipped by resume=true: its group runs with resume=false.
     if len(by_split) < len(by_seed):
         return [([p], [s for s, _ in v], not any(o for _, o in v)) for p, v in by_split.items()]
     return [([p for p, _ in v], [s], not any(o for _, o in v)) for s, v in by_seed.items()]
@@ -197,7 +207,13 @@ def execute(cells: list[PlannedCell]) -> tuple[int, int, int]:
             print(f"  cannot run: {cell.error}", flush=True)
             broken += 1
             continue
-        groups = [(v, g) for v, (_, base) in enumerate(cell.variants) for g in run_groups(_of(todo, v))]
+        groups = [
+            (v, group)
+            for v, (_, base) in enumerate(cell.variants)
+            for group in run_groups(
+                _of(todo, v), base.splits is None and OmegaConf.is_interpolation(base.split, "index")
+            )
+        ]
         for v, (splits, seeds, resume) in groups:
             cfg = copy.deepcopy(cell.variants[v][1])
             cfg.splits, cfg.seeds, cfg.resume = splits, seeds, resume

@@ -24,7 +24,7 @@ from .diagnostics import BestModelDiagnostics
 from .errors import ConfigError
 from .models import family
 from .report import SCHEMA_VERSION, append_record, summarise
-from .report.store import record_path, redact_secrets
+from .report.store import record_path
 from .run_key import finished_runs, run_key
 from .training import Callback, Trainer, make_logger, peak_memory_mb, seed_everything
 from .training.checkpoint import Checkpointer
@@ -113,7 +113,7 @@ def train_one(
         if hasattr(module, "set_train_nodes"):
             module.set_train_nodes(split.train)
     name = name or f"{cfg.model.name} {cfg.dataset.name} {cfg.split.name}[{cfg.split.index}] seed {cfg.seed}"
-    logger = make_logger(cfg.logger, name, redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
+    logger = make_logger(cfg.logger, name, OmegaConf.to_container(cfg, resolve=True))
     diagnostics = BestModelDiagnostics(cfg.diagnostics) if cfg.diagnostics.dirichlet else None
     callbacks = [*callbacks, diagnostics] if diagnostics is not None else callbacks
     trainer = Trainer(model, data.x, graph, data.y, split, cfg.optim, cfg.train, cfg.eval, logger, name, callbacks)

@@ -89,6 +89,8 @@ def check_data(cfg: Config, problems: list[str]) -> None:
         problems.extend(check_graph_dataset_cfg(dataset, split))
         if cfg.eval.time_selection:
             problems.append("eval.time_selection=true is for node-level datasets; set it false for graph-level ones")
+        if cfg.diagnostics.dirichlet:
+            problems.append("diagnostics.dirichlet=true is for node-level datasets; set it false for graph-level ones")
     else:
         _choice(problems, "dataset.loader", dataset.loader, list(LOADERS))
     if dataset.dev_size < 1:
@@ -153,7 +155,9 @@ def check_solver(cfg, problems: list[str], model_step: float | None = None) -> N
         problems.append(f"solver.method '{cfg.method}' is fixed-step: set solver.step_size (> 0)")
     _positive(problems, "solver.step_size", cfg.step_size, allow_none=True)
     _choice(problems, "solver.linear_solver", cfg.linear_solver, LINEAR_SOLVERS)
-    for key in ("rtol", "atol", "adjoint_rtol", "adjoint_atol", "max_nfe", "max_iters", "linear_tol", "linear_max_iters"):
+    for key in ("rtol", "atol", "adjoint_rtol", "adjoint_atol", "max_nfe", "max_iters"):
+        _positive(problems, f"solver.{key}", getattr(cfg, key))
+    for key in ("linear_tol", "linear_max_iters"):  # implicit schemes (solvers/implicit.py)
         _positive(problems, f"solver.{key}", getattr(cfg, key))
     for key in ("tol_scale", "adjoint_tol_scale", "adjoint_step_size"):
         _positive(problems, f"solver.{key}", getattr(cfg, key), allow_none=True)

@@ -131,6 +131,8 @@ def test_dropedge_renormalises_gcn_weights_on_the_kept_edges(ring):
     deg = torch.zeros(ring.num_nodes).index_add_(0, edges.index[1], torch.ones(edges.index.size(1)))
     expected = (deg[edges.index[0]] * deg[edges.index[1]]).rsqrt()
     torch.testing.assert_close(edges.weight, expected)
+    dense = torch.zeros(ring.num_nodes, ring.num_nodes).index_put_((edges.index[1], edges.index[0]), edges.weight)
+    torch.testing.assert_close(edges.adj.to_dense(), dense)  # the CSR matrix the layers multiply by: P[i, j], j -> i
 
 
 @pytest.mark.parametrize("name", MODELS)

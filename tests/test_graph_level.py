@@ -19,6 +19,7 @@ import torch
 from sklearn.metrics import f1_score
 from torch_geometric.utils import is_undirected
 
+from grand_bench.cli import group_options
 from grand_bench.config import DatasetCfg, SplitCfg
 from grand_bench.data import DataError
 from grand_bench.data.graph_level import ZINC_ATOM_TYPES, load_graph_dataset
@@ -183,6 +184,12 @@ def test_zinc_missing_raw_file_is_one_line_error(tmp_path, offline):
         load_graph_dataset(dataset, split, tmp_path / "data", tmp_path / "empty_mirror")
 
 
+def test_mnist_without_raw_files_is_one_line_error(tmp_path, offline):
+    dataset, split = dataset_cfg("mnist_superpixels", limit=12)
+    with pytest.raises(DataError, match=r"missing raw file\(s\).*MNIST/raw/train-images-idx3-ubyte.*GRAND_BENCH_RAW"):
+        load_graph_dataset(dataset, split, tmp_path / "data", tmp_path / "empty_mirror")
+
+
 def test_ppi_loader_on_fixture(tmp_path, offline):
     mirror = tmp_path / "mirror"
     sizes = write_ppi_raw(mirror / "PPI" / "raw")
@@ -264,6 +271,7 @@ def test_superpixel_cache_reused_and_resumed(tmp_path):
     assert int(first[7].y) == labels[7] and len(infos) == 3
 
 
+@pytest.mark.slow  # two spawned processes import torch: ~15 s
 def test_superpixel_build_in_parallel_equals_serial(tmp_path):
     raw = mnist_mirror() / "MNIST" / "raw"
     serial, _ = build_split(raw, tmp_path / "a", "train", SuperpixelParams(), limit=6, progress=False)
@@ -280,7 +288,7 @@ def test_mnist_superpixels_loader_split(tmp_path):
     assert not train_idx & val_idx and len(train_idx | val_idx) == 24
     graph = data.split.val[0]
     assert graph.x.shape[1] == 3 and graph.y.shape == (1,) and graph.edge_index.dtype == torch.long
-    assert list((tmp_path / "data" / "MNIST" / "processed").iterdir())[0].name == SuperpixelParams().tag
+    assert (tmp_path / "data" / "MNIST" / "processed" / SuperpixelParams().tag / "train_00000_00024.pt").is_file()
 
 
 # ---------------------------------------------------------------- training
@@ -314,6 +322,31 @@ def test_grand_l_trains_on_zinc_fixture_through_run(tmp_path, zinc_mirror, offli
     assert record["test_at_best_val"] == pytest.approx(record["history"]["test"][record["best_epoch"] - 1])
     assert record["nfe_forward"] == 2.0  # euler, T = 2, step 1: two evaluations per mini-batch
     assert (tmp_path / "runs" / "grand_l_zinc.jsonl").is_file()
+
+
+# GRAND++'s source term is made of the labelled training nodes: a node-level semi-supervised model only.
+NODE_LEVEL_ONLY = {"grand_pp"}
+
+
+@pytest.mark.parametrize("model", [m for m in group_options("model") if m not in NODE_LEVEL_ONLY])
+def test_every_model_trains_on_mini_batches_of_graphs(tmp_path, zinc_mirror, offline, model):
+    cfg = compose_cfg(
+        [
+            f"data_root={tmp_path / 'data'}",
+            f"raw_mirror={zinc_mirror[0]}",
+            f"results_dir={tmp_path / 'runs'}",
+            f"checkpoint_dir={tmp_path / 'checkpoints'}",
+            "dataset=zinc",
+            "dataset.batch_size=4",
+            f"model={model}",
+            "model.hidden_dim=8",
+            "train.epochs=1",
+            "train.progress=false",
+        ]
+    )
+    (record,) = run(cfg)
+    assert record["status"] == "ok", record["error"]
+    assert np.isfinite(record["best_val"]) and record["split_sizes"] == {"train": 6, "val": 3, "test": 3}
 
 
 def test_grand_l_trains_on_mnist_superpixel_subset_through_run(tmp_path):
@@ -394,6 +427,7 @@ def test_micro_f1_matches_scikit_learn():
         (["dataset=zinc", "dataset.metric=accuracy"], "dataset.metric must be 'mae' for task 'graph_regression'"),
         (["dataset=zinc", "dataset.atom_features=embedding"], "unknown dataset.atom_features 'embedding'"),
         (["dataset=zinc", "eval.time_selection=true"], "eval.time_selection=true is for node-level datasets"),
+        (["dataset=zinc", "diagnostics.dirichlet=true"], "diagnostics.dirichlet=true is for node-level datasets"),
     ],
 )
 def test_graph_level_config_errors(tmp_path, overrides, message):

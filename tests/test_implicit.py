@@ -28,8 +28,8 @@ def float64():
 
 
 def linear_model(data, model: str, *overrides: str):
-    """(ODE function of a real linear-diffusion model, prepared at a random X(0); X(0); its graph)."""
-    cfg = compose_cfg([f"model={model}", "dataset=texas", "model.hidden_dim=4", *overrides])
+    """(ODE function of a linear-diffusion model YAML (no best/ file), prepared at a random X(0); X(0); graph)."""
+    cfg = compose_cfg([f"model={model}", "dataset=texas", "~best", "model.hidden_dim=4", *overrides])
     fam = family(cfg.model)
     func = fam.build(cfg.model, cfg.solver, data).ode.func
     x0, graph = torch.randn(data.num_nodes, 4), fam.graph(data, cfg.model)

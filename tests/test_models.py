@@ -151,3 +151,11 @@ def test_permutation_equivariance(ring):
     model_p.load_state_dict(model.state_dict())
     out_p = model_p.eval()(permuted.x, diffusion_graph(permuted, cfg))
     torch.testing.assert_close(out_p, model(ring.x, diffusion_graph(ring, cfg))[perm], atol=1e-5, rtol=1e-4)
+
+
+def test_edge_dot_matches_gathered_dot_products_and_gradients(ring):
+    graph = SparseGraph(ring.edge_index, ring.num_nodes)
+    q = torch.randn(ring.num_nodes, 2, 3, dtype=torch.double, requires_grad=True)
+    k = torch.randn(ring.num_nodes, 2, 3, dtype=torch.double, requires_grad=True)
+    torch.testing.assert_close(graph.edge_dot(q, k), (q[graph.dst] * k[graph.src]).sum(-1))
+    assert torch.autograd.gradcheck(lambda a, b: graph.edge_dot(a, b), (q, k))

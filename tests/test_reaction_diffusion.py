@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grand_bench.errors import ConfigError
+from grand_bench.config import SolverCfg
+from grand_bench.errors import ConfigError, SolverError
 from grand_bench.models import family
 from grand_bench.models.reaction_diffusion import REACTIONS, ReactionDiffusion
 from grand_bench.run import run
 from grand_bench.solvers import ODEBlock
-from grand_bench.config import SolverCfg
 from grand_bench.validate import validate
 
 from .conftest import compose_cfg
@@ -20,8 +20,8 @@ HIDDEN = 4
 
 
 def build(data, model: str, *overrides: str):
-    """(model, its ODE function, its graph) for a model YAML on ``data``."""
-    cfg = compose_cfg([f"model={model}", "dataset=texas", f"model.hidden_dim={HIDDEN}", *overrides])
+    """(model, its ODE function, its graph) for a model YAML (no best/ file) on ``data``."""
+    cfg = compose_cfg([f"model={model}", "dataset=texas", "~best", f"model.hidden_dim={HIDDEN}", *overrides])
     fam = family(cfg.model)
     net = fam.build(cfg.model, cfg.solver, data)
     return net, net.ode.func, fam.graph(data, cfg.model)
@@ -39,8 +39,7 @@ def formulas(x, x0, a, func) -> dict[str, torch.Tensor]:
     train = func.train_nodes
     trusted = torch.zeros_like(x0)
     trusted[train] = x0[train] - x0[train].mean(0)
-    w, c = func.reaction_net.linear.weight if func.reaction_net else None, None
-    return {
+    out = {
         "fisher": x * (1 - x),
         "allen_cahn": x * (1 - x**2),
         "zeldovich": x * (x - x**2),
@@ -49,8 +48,11 @@ def formulas(x, x0, a, func) -> dict[str, torch.Tensor]:
         "filter_bank": x + a @ x,
         "filter_bank_star": 2 * x + a @ x,
         "trusted_source": trusted,
-        "mlp": torch.tanh(torch.cat([x, x0, x * x0], 1) @ w.T + func.reaction_net.linear.bias) if w is not None else c,
     }
+    if func.reaction_net is not None:
+        layer = func.reaction_net.linear
+        out["mlp"] = torch.tanh(torch.cat([x, x0, x * x0], 1) @ layer.weight.T + layer.bias)
+    return out
 
 
 @pytest.mark.parametrize("reaction", list(REACTIONS))
@@ -73,7 +75,9 @@ def test_each_reaction_term_matches_its_formula(ring, reaction):
 
 @pytest.mark.parametrize(("dims", "shapes"), [(("scalar", "scalar"), ((), ())), (("channel", "channel"), ((4,), (4,)))])
 def test_coefficient_forms(ring, dims, shapes):
-    _, func, _ = build(ring, "gread", f"model.alpha_dim={dims[0]}", f"model.beta_dim={dims[1]}", "model.beta_diag=false")
+    _, func, _ = build(
+        ring, "gread", f"model.alpha_dim={dims[0]}", f"model.beta_dim={dims[1]}", "model.beta_diag=false"
+    )
     assert func.alpha_train.shape == shapes[0] and func.beta_train.shape == shapes[1]
     torch.testing.assert_close(func.beta, torch.full(shapes[1], 0.5))  # sigmoid(0): GREAD's beta_diag=False
     _, func, _ = build(ring, "gread", "model.beta_diag=true")
@@ -90,14 +94,13 @@ def test_allen_cahn_keeps_the_state_bounded(ring):
         states = block(x0, graph, torch.linspace(0, 10.0, 11))
     peaks = states.abs().flatten(1).max(1).values
     assert float(peaks.max()) <= float(x0.abs().max()) + 1e-4
-    assert (peaks[1:] <= peaks[:-1] + 1e-4).all() and float(peaks[-1]) <= 1 + 1e-3
+    assert (peaks[1:] <= peaks[:-1].clamp(min=1) + 1e-4).all() and float(peaks[-1]) <= 1 + 1e-3
     _, fisher, graph = build(ring, "gread", "model.reaction=fisher", "model.beta_diag=false")
     with torch.no_grad():
         fisher.alpha_train.fill_(-10.0)  # almost no diffusion: the reaction alone
     block = ODEBlock(fisher, SolverCfg(method="rk4", step_size=0.01, max_nfe=10**5), 3.0)
-    with pytest.raises(Exception, match="NaN/Inf"):
-        with torch.no_grad():
-            block(-torch.ones(ring.num_nodes, HIDDEN) * 2, graph)
+    with pytest.raises(SolverError, match="NaN/Inf"), torch.no_grad():
+        block(-torch.ones(ring.num_nodes, HIDDEN) * 2, graph)
 
 
 def test_grand_pp_source_keeps_the_state_from_collapsing(ring):
@@ -106,10 +109,10 @@ def test_grand_pp_source_keeps_the_state_from_collapsing(ring):
     x0 = torch.randn(ring.num_nodes, HIDDEN)
     spread = {}
     for model in ("grand_l", "grand_pp"):
-        _, func, graph = build(ring, model)
+        _, func, graph = build(ring, model, *(["model.beta_init=0.0"] if model == "grand_pp" else []))  # beta 0.5
         if hasattr(func, "set_train_nodes"):
             func.set_train_nodes(torch.tensor([0, 5, 10, 15]))
-        block = ODEBlock(func, SolverCfg(method="rk4", step_size=0.5, max_nfe=10**5), 60.0)
+        block = ODEBlock(func, SolverCfg(method="rk4", step_size=1.0, max_nfe=10**5), 200.0)
         with torch.no_grad():
             spread[model] = float(block(x0, graph).std(0).mean())
     assert spread["grand_l"] < 1e-3 < 0.05 < spread["grand_pp"]
@@ -123,7 +126,9 @@ def test_grand_pp_needs_the_labelled_nodes(ring):
     func.prepare(torch.randn(ring.num_nodes, HIDDEN), graph)
     outside = torch.ones(ring.num_nodes, dtype=torch.bool)
     outside[[2, 3]] = False
-    assert (func.source[outside] == 0).all() and torch.allclose(func.source[[2, 3]].sum(0), torch.zeros(HIDDEN))
+    assert (func.source[outside] == 0).all() and torch.allclose(
+        func.source[[2, 3]].sum(0), torch.zeros(HIDDEN), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -146,10 +151,10 @@ def test_reaction_diffusion_models_are_permutation_equivariant(ring, model, over
     new_position = torch.argsort(perm)  # old node i is node new_position[i] after permuting
     permuted = ring.clone()
     permuted.x, permuted.edge_index = ring.x[perm], new_position[ring.edge_index]
-    cfg = compose_cfg([f"model={model}", "dataset=texas", f"model.hidden_dim={HIDDEN}", *overrides])
+    cfg = compose_cfg([f"model={model}", "dataset=texas", "~best", f"model.hidden_dim={HIDDEN}", *overrides])
     func.set_train_nodes(new_position[train])
     out_permuted = net(permuted.x, family(cfg.model).graph(permuted, cfg.model))
-    torch.testing.assert_close(out_permuted, out[perm], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out_permuted, out[perm], atol=1e-4, rtol=1e-4)
 
 
 def test_bad_options_are_reported_with_the_valid_choices():
@@ -167,7 +172,13 @@ def test_bad_options_are_reported_with_the_valid_choices():
     [
         ["model=grand_pp", "split.train_per_class=2"],  # GRAND++'s low-label protocol: 2 labels per class
         ["model=gread", "solver=rk4", "solver.step_size=0.5"],
-        ["model=gread", "model.reaction=allen_cahn", "model.beta_diag=false", "solver=imex_euler", "solver.step_size=0.5"],
+        [
+            "model=gread",
+            "model.reaction=allen_cahn",
+            "model.beta_diag=false",
+            "solver=imex_euler",
+            "solver.step_size=0.5",
+        ],
         ["model=rdgnn", "solver=euler", "solver.step_size=0.5"],
         ["model=rdgnn", "solver=imex_euler", "solver.step_size=0.5"],
     ],

@@ -8,7 +8,6 @@ import math
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -28,6 +27,7 @@ from grand_bench.report.tables import (
     paper_values,
     same_value,
     spec_names,
+    summary,
     write_tables,
 )
 from grand_bench.reproduce import main as reproduce_main
@@ -84,11 +84,12 @@ def test_every_spec_parses_and_its_cells_are_exactly_the_reference_csv_cells():
     assert {(r["paper"], r["table"]) for r in published()} == tables_with_reference
 
 
-def test_spec_presets_exist_and_rows_name_models_or_null():
+def test_spec_presets_exist_and_write_the_tables_first_tag():
     for name in spec_names():
         spec = load_spec(name)
         for preset in {spec.preset, *(r.preset for r in spec.rows)} - {None}:
-            assert (PROJECT_ROOT / "conf" / "experiment" / f"{preset}.yaml").is_file(), (name, preset)
+            text = (PROJECT_ROOT / "conf" / "experiment" / f"{preset}.yaml").read_text()
+            assert f"tag: {spec.tags[0]}\n" in text, (name, preset)  # train.py experiment=... counts too
     # the models the project implements today are the rows' names for them
     assert implemented("model", "grand_l") and not implemented("model", None)
     t1 = load_spec("grand2021_table1")
@@ -97,7 +98,7 @@ def test_spec_presets_exist_and_rows_name_models_or_null():
 
 def test_a_bad_spec_is_one_line_naming_the_file_and_key(tmp_path):
     (tmp_path / "bad.yaml").write_text((SPEC_DIR / "grand2021_table1.yaml").read_text() + "colour: red\n")
-    with pytest.raises(ConfigError, match=r"tables/bad.yaml: unknown key 'colour'"):
+    with pytest.raises(ConfigError, match=r"/bad.yaml: unknown key 'colour'; valid: title"):
         load_spec("bad", tmp_path)
     with pytest.raises(ConfigError, match="unknown table 'nope'; valid: .*grand2021_table1"):
         load_spec("nope")
@@ -108,19 +109,18 @@ def test_a_bad_spec_is_one_line_naming_the_file_and_key(tmp_path):
 
 
 def _cells_to_compose():
-    """One column per (spec, row) whose model exists, plus every column with its own overrides or variables."""
+    """Each (spec, row) whose model exists on its first runnable column, and on a column with its own overrides;
+    the first of each spec in the fast suite, the rest marked slow."""
     for name in spec_names():
         spec = load_spec(name)
         runnable = [c for c in spec.columns if implemented("dataset", c.dataset)]
-        for row in spec.rows:
-            if not implemented("model", row.model) or not runnable:
-                continue
-            special = [c for c in runnable if c.overrides or c.vars]
-            for col in {id(c): c for c in [runnable[0], *special[:2]]}.values():
-                yield pytest.param(name, row.name, col.name, id=f"{name}-{row.name}-{col.name}")
+        special = [c for c in runnable[1:] if c.overrides][:1]
+        cells = [(row, col) for row in spec.rows if implemented("model", row.model) for col in runnable[:1] + special]
+        for k, (row, col) in enumerate(cells):
+            marks = [pytest.mark.slow] if k else []
+            yield pytest.param(name, row.name, col.name, id=f"{name}-{row.name}-{col.name}", marks=marks)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("name", "row_name", "col_name"), list(_cells_to_compose()))
 def test_every_preset_composes_for_every_model_it_runs(name, row_name, col_name):
     """The cell's command line composes; the protocol, tag and every override land in the config."""
@@ -135,8 +135,6 @@ def test_every_preset_composes_for_every_model_it_runs(name, row_name, col_name)
     plain = OmegaConf.to_container(cfg, resolve=False)
     assert (cfg.model.name, cfg.dataset.name, cfg.split.name) == (row.model, col.dataset, cell_split(spec, row, col))
     assert cfg.tag == spec.tags[0]
-    preset = compose_cfg([f"experiment={row.preset or spec.preset}", f"model={row.model}", f"dataset={col.dataset}"])
-    assert preset.tag == spec.tags[0], "the preset writes the table's first tag, for train.py users too"
     assert cfg.seeds, "a preset says how many initialisations"
     for key, value in cell_overrides(spec, row, col).items():
         if key not in ("seeds", "splits"):
@@ -187,6 +185,7 @@ def test_cells_match_records_by_the_cell_overrides_and_column_variables():
     assert cell(grid, spec, "implicit Adams", "step 0.5").mean == pytest.approx(80.0)
     # dopri5 has no step: the same runs in every column (drawn as one level)
     assert {cell(grid, spec, "dopri5", c.name).n for c in spec.columns} == {1}
+    assert summary(grid)["runs_ok"] == 3  # distinct runs, the dopri5 one once; the one without max_nfe not at all
 
 
 def test_a_row_without_our_model_shows_the_paper_value_only(tmp_path):
@@ -194,7 +193,7 @@ def test_a_row_without_our_model_shows_the_paper_value_only(tmp_path):
     spec_dir.mkdir()
     text = (SPEC_DIR / "grand2021_table1.yaml").read_text()
     (spec_dir / "future.yaml").write_text(text.replace("model: grand_nl_rw}", "model: grand_future}"))
-    records = [record(model="grand_future", tag="future")]  # even if runs existed they do not match the tag
+    records = [record(model="grand_l", tag="future", test=0.85)]
     out = tmp_path / "tables"
     write_tables(records, out, ["future"], spec_dir=spec_dir)
     md = (out / "future.md").read_text()
@@ -231,7 +230,7 @@ def test_make_tables_writes_md_tex_csv_and_index_the_same_bytes_every_time(tmp_p
     names = spec_names()
     assert set(outputs[0]) == {"README.md", *(f"{n}.{x}" for n in names for x in ("md", "tex", "csv"))}
     md = outputs[0]["grand2021_table1.md"].decode()
-    assert "84.0 ± 1.0 [2]<br>paper 84.7 ± 0.6<br>Δ -0.7 ✓" in md
+    assert "84.0 ± 1.0 [2]<br>paper 84.7 ± 0.6<br>Δ -0.70 ✓" in md
     index = outputs[0]["README.md"].decode()
     assert "[md](grand2021_table1.md)" in index
     assert "| core_check | grand_l | cora | public | 1 |" in index  # counted by no table, and said so
@@ -287,6 +286,10 @@ def test_run_groups_cover_the_runs_to_do_as_products():
     assert run_groups([Run(0, s) for s in range(3)]) == [([0], [0, 1, 2], True)]
     groups = run_groups([*(Run(p, 0) for p in range(4)), Run(0, 1), Run(1, 1, "other_tag")])
     assert groups == [([0, 1, 2, 3], [0], True), ([0, 1], [1], False)]
+    # split=random's default index = seed: one call, the splits following the seeds
+    assert run_groups([Run(s, s) for s in range(3)], split_follows_seed=True) == [(None, [0, 1, 2], True)]
+    assert len(run_groups([Run(s, s) for s in range(3)])) == 3
+    assert run_groups([]) == []
 
 
 def _quick(planetoid_root, tmp_path) -> list[str]:
@@ -341,3 +344,13 @@ def test_a_failed_run_or_a_broken_cell_does_not_stop_the_others(planetoid_root, 
     statuses = sorted(r["status"] for r in read_records(tmp_path / "runs"))
     assert statuses == ["failed", "ok"]
     assert "cannot run" in capsys.readouterr().out
+
+
+def test_reproduce_takes_the_splits_first(planetoid_root, tmp_path):
+    argv = ["table=grand2021_table2", "models=grand_l", "datasets=cora", "runs=2", *_quick(planetoid_root, tmp_path)]
+    assert reproduce_main(argv) == 0
+    records = read_records(tmp_path / "runs")
+    assert [(r["split"], r["split_index"], r["seed"], r["tag"]) for r in records] == [
+        ("random", 0, 0, "grand2021_table2"),
+        ("random", 1, 0, "grand2021_table2"),
+    ]

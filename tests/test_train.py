@@ -122,7 +122,10 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["model=grand_x"], "error: unknown model 'grand_x'; valid: grand_l, grand_laplacian, grand_nl, grand_nl_rw"),
+        (
+            ["model=grand_x"],
+            "error: unknown model 'grand_x'; valid: appnp, cheb, gat, gatedgcn, gcn, gcnii, gin, graff, graff_nl, grand_l,",
+        ),
         (["dataset=imagenet"], "error: unknown dataset 'imagenet'; valid: actor, chameleon, citeseer, coauthor_cs"),
         (["solver=rk45"], "error: unknown solver 'rk45'; valid:"),
         (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, official, public, random"),

@@ -42,10 +42,12 @@ class EdgeAttention(nn.Module):
 
     def scores(self, x: Tensor, graph: SparseGraph) -> Tensor:
         """Un-normalised scores, shape [E, heads]."""
+        if self.type == "scaled_dot":  # no per-edge gather: one sampled product per head
+            q = self.query(x).view(-1, self.heads, self.head_dim)
+            k = self.key(x).view(-1, self.heads, self.head_dim)
+            return graph.edge_dot(q, k) / math.sqrt(self.head_dim)
         q = self.query(x).view(-1, self.heads, self.head_dim)[graph.dst]
         k = self.key(x).view(-1, self.heads, self.head_dim)[graph.src]
-        if self.type == "scaled_dot":
-            return (q * k).sum(-1) / math.sqrt(self.head_dim)
         if self.type == "pearson":
             q = q - q.mean(-1, keepdim=True)
             k = k - k.mean(-1, keepdim=True)

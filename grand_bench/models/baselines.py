@@ -29,6 +29,7 @@ across layers; GCN-normalised weights are recomputed on the kept edges, as in th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +52,11 @@ from torch_geometric.utils import degree, dropout_edge
 
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
-from .edge_graph import EdgeGraph
+from .edge_graph import EdgeGraph, propagation_matrix
+
+# PyG builds the CSR matrix without invariant checks (the indices come from a valid edge_index) and torch
+# warns about it once per process.
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU}
 AGGRS = ("mean", "max", "sum")
@@ -75,10 +80,15 @@ def baseline_graph(data: Data, cfg: BaselineModelCfg | None = None) -> EdgeGraph
 
 @dataclass
 class Edges:
-    """The edges one forward pass uses (after DropEdge): index, GCN-normalised weights, pseudo-coordinates."""
+    """The edges one forward pass uses (after DropEdge), and what the layers derive from them.
+
+    ``weight`` and ``adj``: D^-1/2 (A + I) D^-1/2 on ``index`` (self-loops added), as COO weights and as
+    the CSR propagation matrix; ``pseudo``: MoNet's pseudo-coordinates of ``index``.
+    """
 
     index: Tensor
     weight: Tensor | None = None
+    adj: Tensor | None = None
     pseudo: Tensor | None = None
 
 
@@ -108,8 +118,8 @@ def _edges(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.index)
 
 
-def _weighted(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
-    return layer(h, e.index, e.weight)
+def _propagation(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return layer(h, e.adj)
 
 
 def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
@@ -117,7 +127,7 @@ def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
 
 
 def _initial(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
-    return layer(h, x0, e.index, e.weight)
+    return layer(h, x0, e.adj)
 
 
 def _gat(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module:
@@ -142,7 +152,7 @@ class LayerSpec:
 
 LAYERS: dict[str, LayerSpec] = {
     "mlp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only),
-    "gcn": LayerSpec(lambda i, o, cfg, l, last: GCNConv(i, o, normalize=False), _weighted, gcn_norm=True),
+    "gcn": LayerSpec(lambda i, o, cfg, l, last: GCNConv(i, o, normalize=False), _propagation, gcn_norm=True),
     "gat": LayerSpec(_gat, _edges),
     "sage": LayerSpec(lambda i, o, cfg, l, last: SAGEConv(i, o, aggr=cfg.aggr, project=cfg.project), _edges),
     "gin": LayerSpec(_gin, _edges),
@@ -194,13 +204,14 @@ class BaselineGNN(nn.Module):
         if dropped:
             index, kept = dropout_edge(index, p=self.dropedge, training=True)
             pseudo = pseudo[kept] if pseudo is not None else None
-        weight = None
-        if self.spec.gcn_norm:
-            if dropped:
-                index, weight = gcn_norm(index, None, graph.num_nodes, add_self_loops=True)
-            else:
-                index, weight = graph.gcn_normalised()
-        return Edges(index, weight, pseudo)
+        if not self.spec.gcn_norm:
+            return Edges(index, pseudo=pseudo)
+        n = graph.num_nodes
+        if dropped:  # renormalised on the kept edges, as DropEdge does
+            index, weight = gcn_norm(index, None, n, add_self_loops=True)
+            return Edges(index, weight, propagation_matrix(index, weight, n))
+        index, weight = graph.gcn_normalised()
+        return Edges(index, weight, graph.gcn_matrix())
 
     def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
         needs_edges = self.spec.call is not _node_only or self.propagation is not None
@@ -217,7 +228,7 @@ class BaselineGNN(nn.Module):
         if self.decoder is not None:
             h = self.decoder(self.dropout(h))
         if self.propagation is not None:
-            h = self.propagation(h, edges.index, edges.weight)
+            h = self.propagation(h, edges.adj)
         return h
 
 

@@ -14,9 +14,11 @@ high-frequency dominance, the heterophily case).
 
 W parametrisations (``w_style``; reference §5.2), shared over time unless ``time_dependent`` (one W_t per
 Euler step, GRAFF-timedep): ``sum`` (W' + W'^T)/2; ``prod`` W'^T W' (spectrum >= 0); ``neg_prod`` -W'^T W'
-(spectrum <= 0); ``diag`` diag(w), w ~ U(-1, 1); ``diag_dom`` (DD) W0 + diag(q * rowsum|W0| + r) with W0
-symmetric and zero on the diagonal, q, r ~ U(-1, 1) (Gershgorin: q, r move the spectrum); ``asymm`` W'
-itself (the non-gradient-flow control). W is built once per forward pass, in ``prepare``. Omega
+(spectrum <= 0); ``diag`` diag(w); ``diag_dom`` (DD) W0 + diag(q * rowsum|W0| + r) with W0 symmetric and
+zero on the diagonal (Gershgorin: q, r move the spectrum); ``asymm`` W' itself (the non-gradient-flow
+control). ``w_init`` for diag / DD: ``uniform`` (w, q, r ~ U(-1, 1), W0 glorot; the 2022 code's default and
+the tuning sweeps') or ``identity`` (W = I: w = 1; W0 = 0, q = r = 1; the camera-ready argparse default, which
+with the shipped Texas values gives 61% instead of 83%). W is built once per forward pass, in ``prepare``. Omega
 (``omega_style``): ``diag`` (learned vector ~ U(-1, 1)), ``zero``, ``const`` (omega_value * I, fixed).
 
 GRAFF-NL (``nonlinearity: relu``) applies the non-linearity to the right-hand side at every step, as the
@@ -27,6 +29,7 @@ linear encoder [+ residual MLP], the flow, ReLU, dropout, linear decoder (refere
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +44,7 @@ from .graph import SparseGraph
 
 W_STYLES = ("sum", "prod", "neg_prod", "diag", "diag_dom", "asymm")
 SYMMETRIC_W = ("sum", "prod", "neg_prod", "diag", "diag_dom")
+W_INITS = ("identity", "uniform")  # diag / diag_dom only; sum, prod, neg_prod and asymm start from glorot
 OMEGA_STYLES = ("diag", "zero", "const")
 NONLINEARITIES = ("none", "relu", "tanh")
 
@@ -53,15 +57,16 @@ def _glorot(*shape: int) -> Tensor:
 class ChannelMixing(nn.Module):
     """W in R^{d x d} (or ``count`` of them, [count, d, d]) from a parametrisation ``style``."""
 
-    def __init__(self, dim: int, style: str, count: int = 1, trainable: bool = True) -> None:
+    def __init__(self, dim: int, style: str, count: int = 1, trainable: bool = True, init: str = "uniform") -> None:
         super().__init__()
         self.dim, self.style, self.count = dim, style, count
+        identity = init == "identity"
         if style == "diag":
-            self.weight = nn.Parameter(torch.empty(count, dim).uniform_(-1.0, 1.0))
-        elif style == "diag_dom":
-            self.weight = nn.Parameter(_glorot(count, dim, dim - 1))  # the off-diagonal entries of W0
-            self.q = nn.Parameter(torch.empty(count, dim).uniform_(-1.0, 1.0))
-            self.r = nn.Parameter(torch.empty(count, dim).uniform_(-1.0, 1.0))
+            self.weight = nn.Parameter(torch.ones(count, dim) if identity else torch.empty(count, dim).uniform_(-1, 1))
+        elif style == "diag_dom":  # identity: W0 = 0, q = r = 1, so W = I
+            self.weight = nn.Parameter(torch.zeros(count, dim, dim - 1) if identity else _glorot(count, dim, dim - 1))
+            self.q = nn.Parameter(torch.ones(count, dim) if identity else torch.empty(count, dim).uniform_(-1, 1))
+            self.r = nn.Parameter(torch.ones(count, dim) if identity else torch.empty(count, dim).uniform_(-1, 1))
         elif style in W_STYLES:
             self.weight = nn.Parameter(_glorot(count, dim, dim))
         else:
@@ -85,22 +90,23 @@ class ChannelMixing(nn.Module):
             m[:, off_diagonal] = w.reshape(self.count, -1)
             m = 0.5 * (m + m.transpose(-1, -2))
             out = m + torch.diag_embed(self.q * m.abs().sum(-1) + self.r)
-        else:  # asymm
-            out = w
+        else:  # asymm (a copy: a Parameter assigned to a module attribute would be registered again)
+            out = w.clone()
         return out if self.count > 1 else out[0]
 
 
 class GraffFlow(GraphODEFunc):
     """f(t, F) = act(Abar F W_t - F Omega + beta F(0)) (module docstring); act = identity for linear GRAFF."""
 
-    closure_names = ("x0", "w", "omega")
+    closure_names = ("x0", "source", "w", "omega")
 
     def __init__(self, hidden_dim: int, cfg: GraffModelCfg, steps: int = 1, step_size: float | None = None) -> None:
         super().__init__()
         self.time_dependent = cfg.time_dependent
         self.steps, self.step_size = steps, step_size
         self.w_style, self.omega_style, self.omega_value = cfg.w_style, cfg.omega_style, cfg.omega_value
-        self.mixing = ChannelMixing(hidden_dim, cfg.w_style, steps if cfg.time_dependent else 1, cfg.w_trainable)
+        count = steps if cfg.time_dependent else 1
+        self.mixing = ChannelMixing(hidden_dim, cfg.w_style, count, cfg.w_trainable, cfg.w_init)
         self.omega_param = None
         if cfg.omega_style == "diag":
             self.omega_param = nn.Parameter(torch.empty(hidden_dim).uniform_(-1.0, 1.0))
@@ -110,14 +116,15 @@ class GraffFlow(GraphODEFunc):
         self.linear = cfg.nonlinearity == "none"
         self.graph: SparseGraph | None = None
         self.abar: Tensor | None = None
-        self.x0 = self.w = self.omega = None
+        self.x0 = self.source = self.w = self.omega = None
 
     def prepare(self, x0: Tensor, graph: SparseGraph) -> None:
         self.x0, self.graph = x0, graph
+        self.source = self.beta * x0 if self.beta is not None else None  # once per pass, not per evaluation
         self.abar = graph.cached("sym_norm", lambda: symmetric_normalisation(graph))
         self.w = self.mixing()  # once per forward pass, not per evaluation
         if self.omega_style == "diag":
-            self.omega = self.omega_param
+            self.omega = self.omega_param.clone()  # a plain tensor: assigning the Parameter would register it
         elif self.omega_style == "const":
             self.omega = torch.full((x0.shape[-1],), self.omega_value, device=x0.device, dtype=x0.dtype)
         else:
@@ -132,15 +139,23 @@ class GraffFlow(GraphODEFunc):
 
     def drift(self, t: Tensor | float, f: Tensor) -> Tensor:
         """-F Omega + Abar F W_t + beta F(0), before the non-linearity."""
-        out = self.graph.matmul(self.abar, f @ self.w_at(t))
+        if self.source is None:
+            out = self.graph.matmul(self.abar, f @ self.w_at(t))
+        else:
+            out = self.graph.matmul_add(self.abar, f @ self.w_at(t), self.source)
         if self.omega is not None:
-            out = out - f * self.omega  # F Omega with Omega diagonal
-        if self.beta is not None:
-            out = out + self.beta * self.x0
+            out = torch.addcmul(out, f, self.omega, value=-1.0)  # - F Omega with Omega diagonal
         return out
 
     def forward(self, t: Tensor, f: Tensor) -> Tensor:
         return self.nonlinearity(self.drift(t, f))
+
+    def floor_kernels(self, f: Tensor) -> Callable[[], Tensor]:
+        """One channel mixing F W and one product with the normalised adjacency."""
+        g, n = self.graph, self.graph.num_nodes
+        a = torch.sparse_csr_tensor(g.crow, g.src, self.abar.detach(), (n, n), check_invariants=False)
+        w = self.w_at(0.0).detach()
+        return lambda: a @ (f @ w)
 
     @property
     def gradient_flow(self) -> bool:
@@ -219,7 +234,8 @@ def build_graff(cfg: GraffModelCfg, solver: SolverCfg, data: Data) -> Continuous
 def check_graff_cfg(cfg: GraffModelCfg, solver: SolverCfg) -> list[str]:
     """Problems with a GRAFF model config, each naming the option, the value and what is allowed."""
     problems = []
-    for key, valid in (("w_style", W_STYLES), ("omega_style", OMEGA_STYLES), ("nonlinearity", NONLINEARITIES)):
+    choices = {"w_style": W_STYLES, "w_init": W_INITS, "omega_style": OMEGA_STYLES, "nonlinearity": NONLINEARITIES}
+    for key, valid in choices.items():
         if getattr(cfg, key) not in valid:
             problems.append(unknown_choice(f"model.{key}", getattr(cfg, key), valid))
     for key in ("hidden_dim", "time", "dt"):

@@ -93,7 +93,6 @@ class GrandDiffusion(GraphODEFunc):
             return self.graph.matmul(operator, x)
         return self.graph.matmul_add(operator, x, self.source)
 
-
     def floor_kernels(self, x: Tensor) -> Callable[[], Tensor]:
         """One sparse product with A (plus the source); with attention recomputed, also the two
         projections, one score per edge and head, and the normalisation over each node's edges."""

@@ -99,6 +99,14 @@ class SparseGraph:
         """A x + bias in one sparse addmm (bias: a dense [N, d] term such as a source)."""
         return _SpMM.apply(values, x, self, bias)
 
+    def edge_dot(self, q: Tensor, k: Tensor) -> Tensor:
+        """<q_dst, k_src> per edge and head, for q, k of shape [N, heads, d]: shape [E, heads].
+
+        One sampled dense-dense product per head instead of gathering both endpoint rows of every edge;
+        the backward is two sparse products per head (dq = S k, dk = S^T q with S the edge gradients).
+        """
+        return _EdgeDot.apply(q, k, self)
+
     def to(self, device: torch.device | str) -> SparseGraph:
         for name in ("src", "dst", "crow", "t_order", "t_crow", "t_col", "edge_weight"):
             value = getattr(self, name)
@@ -131,3 +139,43 @@ class _SpMM(torch.autograd.Function):
             grad_x = a_t @ grad
         grad_bias = grad if ctx.needs_input_grad[3] else None
         return grad_values, grad_x, None, grad_bias
+
+
+class _EdgeDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, graph: SparseGraph) -> Tensor:
+        ctx.save_for_backward(q, k)
+        ctx.graph = graph
+        n, heads = graph.num_nodes, q.size(1)
+        pattern = torch.sparse_csr_tensor(
+            graph.crow, graph.src, q.new_zeros(graph.num_edges), (n, n), check_invariants=False
+        )
+        qh, kh = q.transpose(0, 1).contiguous(), k.transpose(0, 1).contiguous()  # [heads, N, d]
+        scores = [torch.sparse.sampled_addmm(pattern, qh[h], kh[h].t(), beta=0.0).values() for h in range(heads)]
+        return torch.stack(scores, dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        q, k = ctx.saved_tensors
+        g = ctx.graph
+        n, heads = g.num_nodes, q.size(1)
+        grad = grad.contiguous()
+        grad_q = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_q = torch.stack(
+                [
+                    torch.sparse_csr_tensor(g.crow, g.src, grad[:, h], (n, n), check_invariants=False) @ k[:, h]
+                    for h in range(heads)
+                ],
+                dim=1,
+            )
+        if ctx.needs_input_grad[1]:
+            grad_t = grad[g.t_order]
+            grad_k = torch.stack(
+                [
+                    torch.sparse_csr_tensor(g.t_crow, g.t_col, grad_t[:, h], (n, n), check_invariants=False) @ q[:, h]
+                    for h in range(heads)
+                ],
+                dim=1,
+            )
+        return grad_q, grad_k, None

@@ -1,6 +1,6 @@
 """Reaction-diffusion GNNs: GRAND++, GREAD and RDGNN as one ODE function with a registry of reaction terms.
 
-    dX/dt = alpha ⊙ (A X - X) + beta ⊙ r(X),   X(0) = encoder(x)          (GREAD §3, reference §6.1)
+    dX/dt = alpha ⊙ (A X - X) + beta ⊙ r(X),   X(0) = encoder(x)          (GREAD; reference §6.1)
 
 with A GRAND's diffusivity (``model.diffusivity``: ``fixed_attention`` = GREAD's "soft adjacency",
 attention from X(0); ``laplacian`` = GREAD's "original adjacency", normalised per ``laplacian_norm``;
@@ -15,13 +15,15 @@ the reaction r one of ``REACTIONS``:
 * GRAND++ (Thorpe et al., ICLR 2022; reference §3): ``trusted_source``, r_i = 1[i ∈ I] (X_i(0) - x̄) with I
   the labelled training nodes and x̄ their mean encoding: labelled nodes keep injecting their centred
   initial features, so X(t) does not converge to a constant (the equation as recalled in the reference;
-  the paper's text and equation number were not available). The trainer hands I over through
+  the paper's text and equation number were not available); beta = sigmoid(beta_train) from ``beta_init``
+  (-4 in grand_pp.yaml: the source starts almost off). The trainer hands I over through
   ``set_train_nodes`` (run.train_one), so the source never sees labels, only which nodes are labelled.
 * RDGNN (Eliasof, Haber, Treister, SIAM J. Sci. Comput. 2024; reference §7): dH/dt = -Σ ⊙ L H + R_θ(H, H(0))
   with L = I - D^{-1/2} Ã D^{-1/2} (``laplacian_norm: sym``), per-channel Σ = sigmoid(alpha) and
   ``mlp`` R_θ(H, H0) = tanh(W [H, H0, H ⊙ H0] + c) (our choice: the paper's parametrisation was not
-  available). Explicit Euler with step h is H <- H - h Σ L H + h R_θ; ``solver=imex_euler`` makes the
-  diffusion half implicit, (I + h Σ L) H_{k+1} = H_k + h R_θ(H_k, H0), solved by conjugate gradients.
+  available). Explicit Euler with step h is H <- H - h Σ L H + h β R_θ (ε_d = hΣ, ε_r = hβ);
+  ``solver=imex_euler`` makes the diffusion half implicit, (I + h Σ L) H_{k+1} = H_k + h β R_θ(H_k, H0),
+  solved by conjugate gradients (Σ L is symmetric positive semi-definite).
 
 The diffusion is the implicit part and beta ⊙ r (+ GRAND's ``add_source``) the explicit part of the
 ``SplitRHS`` split that ``imex_euler`` uses.
@@ -41,7 +43,7 @@ from ..errors import ConfigError, unknown_choice
 from ..solvers import GraphODEFunc, ODEBlock
 from ..solvers.implicit import AFFINE_SCHEMES, SPLIT_SCHEMES, SplitRHS
 from .attention import EdgeAttention
-from .base import ContinuousGNN
+from .base import ACTIVATIONS, ContinuousGNN
 from .grand import laplacian_values
 from .graph import SparseGraph
 
@@ -105,7 +107,7 @@ class ReactionDiffusion(SplitRHS, GraphODEFunc):
         if cfg.beta_diag:  # GREAD's "beta with VC dimension": free sign, U(-1, 1) init
             self.beta_train = nn.Parameter(torch.empty(hidden_dim).uniform_(-1, 1))
         else:
-            self.beta_train = nn.Parameter(torch.zeros(width[cfg.beta_dim]))
+            self.beta_train = nn.Parameter(torch.full(width[cfg.beta_dim], float(cfg.beta_init)))
         self.source_beta = nn.Parameter(torch.zeros(())) if cfg.add_source else None  # GRAND's add_source
         self.attention = EdgeAttention(hidden_dim, cfg.attention) if cfg.diffusivity != "laplacian" else None
         self.reaction_net = ReactionNet(hidden_dim) if cfg.reaction == "mlp" else None
@@ -169,6 +171,8 @@ def check_reaction_diffusion_cfg(cfg: ReactionDiffusionModelCfg, solver: SolverC
     problems = []
     if cfg.reaction not in REACTIONS:
         problems.append(unknown_choice("model.reaction", cfg.reaction, REACTIONS))
+    if cfg.decoder_activation not in ACTIVATIONS:
+        problems.append(unknown_choice("model.decoder_activation", cfg.decoder_activation, ACTIVATIONS))
     for key in ("alpha_dim", "beta_dim"):
         if getattr(cfg, key) not in COEFFICIENT_DIMS:
             problems.append(unknown_choice(f"model.{key}", getattr(cfg, key), COEFFICIENT_DIMS))
@@ -217,4 +221,5 @@ def build_reaction_diffusion(cfg: ReactionDiffusionModelCfg, solver: SolverCfg, 
         dropout=cfg.dropout,
         batch_norm=cfg.batch_norm,
         use_mlp=cfg.use_mlp,
+        decoder_activation=cfg.decoder_activation,
     )

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .store import summarise  # noqa: E402
-from .tables import METRIC_LABEL, SPEC_DIR, Cell, TableSpec, aggregate, load_spec  # noqa: E402
+from .tables import METRIC_LABEL, SPEC_DIR, Cell, Row, TableSpec, aggregate, cell_overrides, load_spec  # noqa: E402
 
 # Written without the library version (PNG "Software" text), so the bytes do not change with matplotlib's.
 PNG_METADATA = {"Software": None}
@@ -34,12 +34,19 @@ class Figure:
     what: str
 
 
-def _uses(row_overrides: dict, var: str) -> bool:
-    """Whether a row's overrides depend on the column variable ``var`` (else its cells are one setting)."""
-    return any(isinstance(v, str) and "{" + var + "}" in v for v in row_overrides.values())
+def _one_setting(spec: TableSpec, row: Row) -> bool:
+    """Whether every column runs the row with the same config (dopri5 has no step size): drawn as one level."""
+    return len({(c.dataset, repr(sorted(cell_overrides(spec, row, c).items()))) for c in spec.columns}) == 1
 
 
-def _points(spec: TableSpec, line: list[Cell], var: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ticks(ax: plt.Axes, spec: TableSpec, var: str) -> None:
+    """The columns' values as the x ticks, written plainly (8, not 2^3)."""
+    values = sorted({c.vars[var] for c in spec.columns if var in c.vars})
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.minorticks_off()
+
+
+def _points(line: list[Cell], var: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (the column variable), ours mean and std for the cells of one row that have runs."""
     cells = sorted((c for c in line if c.n), key=lambda c: c.column.vars[var])
     return (
@@ -57,10 +64,10 @@ def _paper(line: list[Cell], var: str) -> tuple[np.ndarray, np.ndarray]:
 def _against(spec: TableSpec, grid: list[list[Cell]], ax: plt.Axes, var: str) -> None:
     """Ours vs the column variable, one line per row with runs, the paper's values dashed in the same colour."""
     for i, (row, line) in enumerate(zip(spec.rows, grid, strict=True)):
-        x, mean, std = _points(spec, line, var)
+        x, mean, std = _points(line, var)
         px, pmean = _paper(line, var)
         colour = COLOURS[i % len(COLOURS)]
-        if len(x) and not _uses(row.overrides, var):  # one setting for every column: a horizontal band
+        if len(x) and _one_setting(spec, row):  # one setting for every column: a horizontal band
             ax.axhline(mean[0], color=colour, label=f"{row.name} (ours)")
             ax.axhspan(mean[0] - std[0], mean[0] + std[0], color=colour, alpha=0.15)
         elif len(x):
@@ -77,6 +84,7 @@ def accuracy_vs_depth(spec: TableSpec, grid: list[list[Cell]], fig: plt.Figure) 
     ax = fig.add_subplot()
     _against(spec, grid, ax, "layers")
     ax.set_xscale("log", base=2)
+    _ticks(ax, spec, "layers")
     ax.set_xlabel("layers")
 
 
@@ -91,10 +99,10 @@ def step_size(spec: TableSpec, grid: list[list[Cell]], fig: plt.Figure) -> None:
         seconds = [summarise(r["seconds_per_epoch"] for r in c.records if r.get("status") == "ok") for c in cells]
         x = [c.column.vars["step"] for c in cells]
         colour = COLOURS[i % len(COLOURS)]
-        if _uses(row.overrides, "step"):
-            time.errorbar(x, [s[0] for s in seconds], yerr=[s[1] for s in seconds], color=colour, marker="o")
-        else:
+        if _one_setting(spec, row):
             time.axhline(seconds[0][0], color=colour)
+        else:
+            time.errorbar(x, [s[0] for s in seconds], yerr=[s[1] for s in seconds], color=colour, marker="o")
     for ax in (acc, time):
         ax.set_xscale("log")
         ax.set_xlabel("step size")
@@ -108,6 +116,7 @@ def gdc_topk(spec: TableSpec, grid: list[list[Cell]], fig: plt.Figure) -> None:
     ax = fig.add_subplot()
     _against(spec, grid, ax, "k")
     ax.set_xscale("log", base=2)
+    _ticks(ax, spec, "k")
     ax.set_xlabel("GDC top-k (edges kept per node)")
 
 
@@ -157,6 +166,7 @@ FIGURES = (
     Figure("graphcon2022_table7", accuracy_vs_depth, "GraphCON Table 7: MNIST accuracy vs depth"),
     Figure("graphcon2022_table8", accuracy_vs_depth, "GraphCON Table 8: Cora accuracy vs depth"),
     Figure("graff2022_homophily", graff_homophily, "GRAFF: accuracy vs homophily on syn-cora"),
+    Figure("rdgnn2024_depth", accuracy_vs_depth, "RDGNN: accuracy vs depth (IMEX, up to 64 layers)"),
 )
 
 

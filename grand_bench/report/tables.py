@@ -340,14 +340,16 @@ def _decimals(text: str) -> int:
 
 def summary(grid: list[list[Cell]]) -> dict[str, int]:
     cells = [c for line in grid for c in line]
+    runs = {id(r): r for c in cells for r in c.records}
     return {
         "paper_cells": sum(c.has_paper for c in cells),
         "runnable": sum(c.state in ("ours", "no runs") for c in cells),
         "with_runs": sum(c.n > 0 for c in cells),
         "compared": sum(c.within is not None for c in cells),
         "within": sum(bool(c.within) for c in cells),
-        "runs_ok": sum(c.n for c in cells),
-        "runs_failed": sum(c.failed for c in cells),
+        # distinct records: a run can count for several cells (dopri5 has no step size: every step column)
+        "runs_ok": sum(r.get("status") == "ok" for r in runs.values()),
+        "runs_failed": sum(r.get("status") != "ok" for r in runs.values()),
         "min_n": min((c.n for c in cells if c.n), default=0),
     }
 
@@ -378,7 +380,8 @@ def _markdown_cell(cell: Cell) -> str:
     if cell.has_paper:
         parts.append(f"paper {cell.paper_text}" if parts else cell.paper_text)
     if cell.delta is not None:
-        parts.append(f"Δ {_num(cell.delta, cell.decimals, sign=True)} {_mark(cell)}")
+        # one more decimal than the means, so that a gap just past the tolerance does not read as equal to it
+        parts.append(f"Δ {_num(cell.delta, cell.decimals + 1, sign=True)} {_mark(cell)}")
     return "<br>".join(parts)
 
 

@@ -3,8 +3,10 @@
 Importing a scheme module registers its methods (solvers/schemes.py); add new scheme modules here.
 """
 
-from . import imex  # noqa: F401  (registers symplectic_euler, leapfrog)
-from . import implicit  # noqa: F401  (registers backward_euler, adams_moulton, imex_euler)
+from . import (
+    imex,  # noqa: F401  (registers symplectic_euler, leapfrog)
+    implicit,  # noqa: F401  (registers backward_euler, adams_moulton, imex_euler)
+)
 from .ode_block import (
     TORCHDIFFEQ_ADAPTIVE,
     TORCHDIFFEQ_FIXED,

@@ -149,11 +149,14 @@ class ImplicitSystem:
             (mt_v,) = torch.autograd.grad(self.func(self.t, u), u, v)
         return v - self.coef * mt_v
 
+    def describe(self, transposed: bool) -> str:
+        return "the gradient (transposed) system" if transposed else f"the step to t={float(self.t):.4g}"
+
     def solve(self, rhs: Tensor, guess: Tensor, transposed: bool = False) -> Tensor:
-        what = "the gradient (transposed) system" if transposed else f"the step to t={float(self.t):.4g}"
         with torch.no_grad():
             size = rhs.abs().sum()
             if not torch.isfinite(size):
+                what = self.describe(transposed)
                 raise SolverError(f"{self.scheme}: NaN/Inf in the right-hand side of {what} (the solve diverged)")
             if size == 0:
                 return torch.zeros_like(rhs)
@@ -163,11 +166,13 @@ class ImplicitSystem:
                 apply, apply_t = (self.apply_t, self.apply) if transposed else (self.apply, self.apply_t)
                 out = cg_normal_equations(apply, apply_t, rhs, guess, self.tol, self.max_iters)
         if math.isnan(out.residual):
-            raise SolverError(f"{self.scheme}: {what} overflowed to NaN/Inf during the linear solve (the solve diverged)")
+            what = self.describe(transposed)
+            raise SolverError(f"{self.scheme}: {what} overflowed to NaN/Inf in the linear solve (the solve diverged)")
         if not out.residual <= self.tol:
             method = "conjugate gradients" if self.symmetric else "CG on the normal equations"
             raise SolverError(
-                f"{self.scheme}: {method} for {what} did not reach solver.linear_tol={self.tol:g} within "
+                f"{self.scheme}: {method} for {self.describe(transposed)} did not reach "
+                f"solver.linear_tol={self.tol:g} within "
                 f"solver.linear_max_iters={self.max_iters} iterations (relative residual {out.residual:.2e}); "
                 "raise linear_max_iters, loosen linear_tol or lower solver.step_size"
             )

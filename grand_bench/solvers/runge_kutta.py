@@ -80,9 +80,7 @@ TABLEAUX: dict[str, Tableau] = {
         order=3,
         fsal=True,
     ),
-    "adaptive_heun": Tableau(
-        c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), b_error=(0.5 - 1.0, 0.5), order=2
-    ),
+    "adaptive_heun": Tableau(c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), b_error=(0.5 - 1.0, 0.5), order=2),
 }
 FIXED_RK = ("euler", "midpoint", "rk4")
 ADAPTIVE_RK = ("dopri5", "bosh3", "adaptive_heun")

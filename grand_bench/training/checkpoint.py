@@ -10,6 +10,7 @@ no arbitrary pickled objects, and only from the run's own checkpoint folder.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import shutil
@@ -22,6 +23,8 @@ import torch
 from ..errors import GrandBenchError
 
 CHECKPOINT_FILE = "trainer.pt"
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(GrandBenchError):
@@ -84,7 +87,10 @@ class Checkpointer:
 
     def on_epoch_end(self, trainer: Resumable, epoch: int, metrics: dict[str, float]) -> None:
         if self.every and epoch % self.every == 0:
-            save_state(self.path, trainer.state_dict())
+            try:
+                save_state(self.path, trainer.state_dict())
+            except OSError as err:  # a full disk or a vanished folder costs the checkpoint, not the run
+                log.warning("could not write checkpoint %s (%s); training goes on", self.path, err)
 
     def restore(self, trainer: Resumable) -> int | None:
         """Load the checkpoint into ``trainer``; the epoch it continues after, or None without a checkpoint."""

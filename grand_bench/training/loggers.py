@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Protocol
+
+from omegaconf import DictConfig, OmegaConf
 
 from ..config import LoggerCfg
 from ..errors import unknown_choice
+from ..report.store import redact_secrets
 
 LOGGERS = ("none", "wandb")
 
@@ -52,5 +56,8 @@ def make_logger(cfg: LoggerCfg, name: str, config: dict[str, Any]) -> Logger:
     if cfg.name == "none":
         return NullLogger()
     if cfg.name == "wandb":
-        return WandbLogger(cfg, name, config)
+        # Whatever reaches wandb (config, run name, group = the tag) carries no credential from the environment.
+        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else asdict(cfg)
+        safe_cfg = OmegaConf.create(redact_secrets(plain))
+        return WandbLogger(safe_cfg, redact_secrets(name), redact_secrets(config))
     raise ValueError(unknown_choice("logger", cfg.name, LOGGERS))

@@ -27,6 +27,7 @@ from ..report import append_record
 from ..report.store import record_path
 from ..run import resolve_device, train_one
 from ..training import Trainer
+from ..training.checkpoint import load_state
 from ..validate import validate
 
 STATE_FILE = "trainer.pt"
@@ -81,8 +82,7 @@ def restore(trainer: Trainer) -> int | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as folder:
-        # The state holds RNG states and Python objects, hence weights_only=False; it is our own file.
-        state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        state = load_state(Path(folder) / STATE_FILE)  # weights-only: tensors and plain values, no pickled objects
     trainer.load_state_dict(state)
     return trainer.epoch
 
