@@ -53,7 +53,11 @@ def integrate(func, x0, graph, method: str, step: float, time: float) -> torch.T
         return ODEBlock(func, cfg, time)(x0, graph)
 
 
-LINEAR_MODELS = [("grand_laplacian", []), ("grand_l", ["model.attention.init_constant=null"]), ("graff", [])]
+LINEAR_MODELS = [
+    ("grand_laplacian", []),
+    ("grand_l", ["model.attention.init_constant=null"]),
+    ("graff", ["model.w_init=identity"]),
+]
 
 
 @pytest.mark.parametrize(("model", "overrides"), LINEAR_MODELS)

@@ -31,10 +31,9 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from ..data.graph_level import GraphDataset
-from ..errors import RunFailed, SolverError
 from ..models import family
 from .loggers import Logger
-from .loop import Callback, Trainer, nfe_of, reset_nfe, seed_everything
+from .loop import Callback, Trainer, nfe_of, optimise, reset_nfe, seed_everything
 
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool}
 
@@ -159,15 +158,7 @@ class GraphTrainer(Trainer):
             out, y = self.forward(batch)
             nfe_forward.append(nfe_of(self.model))
             loss = self.task.loss(out, y)
-            if not torch.isfinite(loss):
-                raise RunFailed(f"training loss became {loss.item()}")
-            reset_nfe(self.model, "backward")
-            try:
-                loss.backward()
-            except AssertionError as err:  # torchdiffeq's adjoint solve signals step-size underflow with assert
-                raise SolverError(f"the backward (adjoint) ODE solve broke down: {err}") from err
-            nfe_backward.append(nfe_of(self.model))
-            self.optimizer.step()
+            nfe_backward.append(optimise(self.model, self.optimizer, loss))
             metric.update(out.detach(), y)
             total += loss.item() * y.size(0)
             count += y.size(0)

@@ -65,6 +65,19 @@ def nfe_of(model: nn.Module) -> int:
     return int(getattr(model, "nfe", 0))
 
 
+def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor) -> int:
+    """Backward pass and optimiser step for a finite ``loss``; returns the backward NFE (adjoint solves)."""
+    if not torch.isfinite(loss):
+        raise RunFailed(f"training loss became {loss.item()}")
+    reset_nfe(model, "backward")
+    try:
+        loss.backward()
+    except AssertionError as err:  # torchdiffeq's adjoint solve signals step-size underflow with assert
+        raise SolverError(f"the backward (adjoint) ODE solve broke down: {err}") from err
+    optimizer.step()
+    return nfe_of(model)
+
+
 def accuracy(logits: Tensor, y: Tensor, index: Tensor) -> float:
     return (logits[index].argmax(-1) == y[index]).float().mean().item()
 
@@ -152,15 +165,7 @@ class Trainer:
         logits = self.model(self.x, self.graph)
         nfe_forward = nfe_of(self.model)
         loss = self.loss_fn(logits[self.split.train], self.y[self.split.train])
-        if not torch.isfinite(loss):
-            raise RunFailed(f"training loss became {loss.item()}")
-        reset_nfe(self.model, "backward")
-        try:
-            loss.backward()
-        except AssertionError as err:  # torchdiffeq's adjoint solve signals step-size underflow with assert
-            raise SolverError(f"the backward (adjoint) ODE solve broke down: {err}") from err
-        nfe_backward = nfe_of(self.model)
-        self.optimizer.step()
+        nfe_backward = optimise(self.model, self.optimizer, loss)
         return loss.item(), nfe_forward, nfe_backward
 
     def _scores(self, logits: Tensor) -> dict[str, float]:
