@@ -126,6 +126,19 @@ class ContinuousGNN(nn.Module):
         self.decoder = nn.Linear(hidden_dim, out_dim)
         self.readout = READOUTS[readout]
 
+    @classmethod
+    def from_config(cls, cfg: Any, data: Any, ode: ODEBlock, **options: Any) -> ContinuousGNN:
+        """Sizes from ``data`` and the shared keys (hidden_dim, input_dropout, dropout) from a model config."""
+        return cls(
+            in_dim=data.num_features,
+            hidden_dim=cfg.hidden_dim,
+            out_dim=int(data.num_classes),
+            ode=ode,
+            input_dropout=cfg.input_dropout,
+            dropout=cfg.dropout,
+            **options,
+        )
+
     def encode(self, x: Tensor) -> Tensor:
         return self.norm(self.mlp(self.encoder_activation(self.encoder(x))))
 

@@ -220,15 +220,7 @@ def build_graff(cfg: GraffModelCfg, solver: SolverCfg, data: Data) -> Continuous
     solver = solver_with_step(solver, cfg.dt)
     step = solver.step_size if is_fixed_step(solver.method) else cfg.dt
     func = GraffFlow(cfg.hidden_dim, cfg, euler_steps(cfg.time, step), step)
-    return ContinuousGNN(
-        in_dim=data.num_features,
-        hidden_dim=cfg.hidden_dim,
-        out_dim=int(data.num_classes),
-        ode=ODEBlock(func, solver, cfg.time),
-        input_dropout=cfg.input_dropout,
-        dropout=cfg.dropout,
-        use_mlp=cfg.use_mlp,
-    )
+    return ContinuousGNN.from_config(cfg, data, ODEBlock(func, solver, cfg.time), use_mlp=cfg.use_mlp)
 
 
 def check_graff_cfg(cfg: GraffModelCfg, solver: SolverCfg) -> list[str]:

@@ -143,13 +143,5 @@ def diffusion_graph(data: Data, cfg: GrandModelCfg) -> SparseGraph:
 
 def build_grand(cfg: GrandModelCfg, solver: SolverCfg, data: Data) -> ContinuousGNN:
     func = GrandDiffusion(cfg.hidden_dim, cfg)
-    return ContinuousGNN(
-        in_dim=data.num_features,
-        hidden_dim=cfg.hidden_dim,
-        out_dim=int(data.num_classes),
-        ode=ODEBlock(func, solver, cfg.time),
-        input_dropout=cfg.input_dropout,
-        dropout=cfg.dropout,
-        batch_norm=cfg.batch_norm,
-        use_mlp=cfg.use_mlp,
-    )
+    ode = ODEBlock(func, solver, cfg.time)
+    return ContinuousGNN.from_config(cfg, data, ode, batch_norm=cfg.batch_norm, use_mlp=cfg.use_mlp)

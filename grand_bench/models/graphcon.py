@@ -146,13 +146,10 @@ def graphcon_graph(data: Data, cfg: GraphconModelCfg) -> EdgeGraph:
 def build_graphcon(cfg: GraphconModelCfg, solver: SolverCfg, data: Data) -> ContinuousGNN:
     solver = solver_with_step(solver, cfg.dt)
     block = OscillatorBlock(OscillatorDynamics(cfg), solver, cfg.layers * cfg.dt, cfg.initial_velocity)
-    return ContinuousGNN(
-        in_dim=data.num_features,
-        hidden_dim=cfg.hidden_dim,
-        out_dim=int(data.num_classes),
-        ode=block,
-        input_dropout=cfg.input_dropout,
-        dropout=cfg.dropout,
+    return ContinuousGNN.from_config(
+        cfg,
+        data,
+        block,
         encoder_activation=cfg.encoder_activation,
         decoder_activation=cfg.decoder_activation,
         readout=cfg.readout,

@@ -212,13 +212,10 @@ def check_implicit_solver(model_cfg, solver: SolverCfg) -> list[str]:
 
 
 def build_reaction_diffusion(cfg: ReactionDiffusionModelCfg, solver: SolverCfg, data: Data) -> ContinuousGNN:
-    return ContinuousGNN(
-        in_dim=data.num_features,
-        hidden_dim=cfg.hidden_dim,
-        out_dim=int(data.num_classes),
-        ode=ODEBlock(ReactionDiffusion(cfg.hidden_dim, cfg), solver, cfg.time),
-        input_dropout=cfg.input_dropout,
-        dropout=cfg.dropout,
+    return ContinuousGNN.from_config(
+        cfg,
+        data,
+        ODEBlock(ReactionDiffusion(cfg.hidden_dim, cfg), solver, cfg.time),
         batch_norm=cfg.batch_norm,
         use_mlp=cfg.use_mlp,
         decoder_activation=cfg.decoder_activation,
