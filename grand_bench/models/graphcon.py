@@ -114,8 +114,8 @@ class OscillatorDynamics(GraphODEFunc):
         """For the GCN coupling: the layer's projection and one product with the normalised adjacency."""
         if self.coupling.kind != "gcn":
             return None
-        x, _ = split_state(state)
         adj, weight = self.graph.gcn_matrix(), self.coupling.conv.lin.weight.detach()
+        x = split_state(state)[0] if state.shape[-1] == 2 * weight.shape[1] else state  # [X, Y] or X
         return lambda: adj @ (x @ weight.t())
 
     def position_rate(self, t: Tensor, x: Tensor, y: Tensor) -> Tensor:

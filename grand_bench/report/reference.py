@@ -9,7 +9,15 @@ from ..provenance import PROJECT_ROOT
 
 REFERENCE_FILE = PROJECT_ROOT / "reference" / "published_results.csv"
 MODEL_NAMES = {"grand_l": "GRAND-l", "grand_nl": "GRAND-nl", "grand_nl_rw": "GRAND-nl-rw"}
-DATASET_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
+DATASET_NAMES = {
+    "cora": "Cora",
+    "citeseer": "CiteSeer",
+    "pubmed": "PubMed",
+    "coauthor_cs": "CoauthorCS",
+    "computers": "Computers",
+    "photo": "Photo",
+    "ogbn_arxiv": "ogbn-arxiv",
+}
 # which GRAND table a split protocol reproduces
 GRAND_TABLE = {"public": "1", "random": "2"}
 
