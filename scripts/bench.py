@@ -100,7 +100,7 @@ def run_scaling(spec, device: str, out: Path) -> None:
                 synthetic={"num_nodes": 100_000, "features": 32},
             )
             append(out, bench_record(f"adjoint_{adjoint}_T{t:g}", result, device))
-    plot_scaling(read(out), out.with_name(out.stem + "_scaling.png"))
+    plot_scaling(read(out), out.with_suffix(".png"))
 
 
 def loglog_slope(points: list[tuple[float, float]]) -> float:
