@@ -128,8 +128,9 @@ def solve_and_floor(model, x: torch.Tensor, graph, repeats: int, device: torch.d
     nfe = max(ode.nfe, 1)
     solve = median_time(lambda: ode(x0, graph), max(repeats // 10, 3), device)
     out = {"solve_seconds": solve, "seconds_per_evaluation": solve / nfe}
-    ode.func.prepare(x0, graph)
-    kernels = ode.func.floor_kernels(x0)
+    state = ode.initial_state(x0)
+    ode.func.prepare(state, graph)
+    kernels = ode.func.floor_kernels(state)
     if kernels is not None:
         out["floor_seconds"] = median_time(kernels, repeats, device)
         out["overhead_ratio"] = out["seconds_per_evaluation"] / out["floor_seconds"]

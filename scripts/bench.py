@@ -10,7 +10,6 @@ others go on. See grand_bench/bench.py for what is measured.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -27,16 +26,11 @@ from grand_bench.bench import (  # noqa: E402
     measure_isolated,
     results_dir,
 )
-
-
-def append(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
+from grand_bench.report.store import append_record, read_records  # noqa: E402
 
 
 def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return read_records(path) if path.exists() else []
 
 
 def run_cases(spec, device: str, wanted: list[str] | None, out: Path) -> None:
@@ -53,7 +47,7 @@ def run_cases(spec, device: str, wanted: list[str] | None, out: Path) -> None:
             floor_repeats=int(spec.floor_repeats),
         )
         record = bench_record(case.name, result, device)
-        append(out, record)
+        append_record(out, record)
         print(markdown_table([record]).splitlines()[-1], flush=True)
 
 
@@ -69,7 +63,7 @@ def run_scaling(spec, device: str, out: Path) -> None:
                 floor_repeats=int(spec.floor_repeats),
                 synthetic={"num_nodes": int(size), "features": 32},
             )
-            append(out, bench_record(f"scaling_{model}_sbm_{size}", result, device))
+            append_record(out, bench_record(f"scaling_{model}_sbm_{size}", result, device))
     arxiv = dict(spec.arxiv_like)
     for model in spec.models:
         print(f"{model} ogbn-arxiv-sized graph ...", flush=True)
@@ -82,7 +76,7 @@ def run_scaling(spec, device: str, out: Path) -> None:
             floor_repeats=3,
             synthetic=synthetic,
         )
-        append(out, bench_record(f"scaling_{model}_arxiv_like", result, device))
+        append_record(out, bench_record(f"scaling_{model}_arxiv_like", result, device))
     for adjoint in (False, True):
         for t in spec.adjoint_times:
             print(f"grand_l T={t} adjoint={adjoint} ...", flush=True)
@@ -99,7 +93,7 @@ def run_scaling(spec, device: str, out: Path) -> None:
                 floor_repeats=3,
                 synthetic={"num_nodes": 100_000, "features": 32},
             )
-            append(out, bench_record(f"adjoint_{adjoint}_T{t:g}", result, device))
+            append_record(out, bench_record(f"adjoint_{adjoint}_T{t:g}", result, device))
     plot_scaling(read(out), out.with_suffix(".png"))
 
 

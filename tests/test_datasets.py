@@ -50,7 +50,7 @@ class Case:
     dataset: str
     raw_dir: str
     overrides: tuple[str, ...]
-    nodes: int  # documented: PyG's docs / /work/shared/data/README.md (edges = PyG's directed count)
+    nodes: int  # documented: PyG's docs / ../shared/data/README.md (edges = PyG's directed count)
     edges: int
     features: int
     classes: int

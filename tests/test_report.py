@@ -55,3 +55,15 @@ def test_paper_values_are_looked_up_by_protocol():
     assert paper_value("grand_l", "cora", "public")[:2] == (84.7, 0.6)
     assert paper_value("grand_nl_rw", "citeseer", "random")[:2] == (74.1, 1.7)
     assert paper_value("grand_l", "cora", "geom_gcn") is None
+
+
+def test_records_name_paths_beside_the_project_relative_to_it(tmp_path):
+    from grand_bench.provenance import PROJECT_ROOT
+    from grand_bench.report import append_record, read_records
+
+    elsewhere = "/nonexistent-grand-bench-elsewhere/x"  # outside the project's parent folder: kept as it is
+    config = {"raw_mirror": str(PROJECT_ROOT.parent / "shared" / "data"), "data_root": str(PROJECT_ROOT / "data")}
+    path = tmp_path / "runs.jsonl"
+    append_record(path, {"config": {**config, "other": elsewhere}})
+    (record,) = read_records(path)
+    assert record["config"] == {"raw_mirror": "../shared/data", "data_root": "data", "other": elsewhere}

@@ -114,8 +114,8 @@ class OscillatorDynamics(GraphODEFunc):
         """For the GCN coupling: the layer's projection and one product with the normalised adjacency."""
         if self.coupling.kind != "gcn":
             return None
+        x, _ = split_state(state)
         adj, weight = self.graph.gcn_matrix(), self.coupling.conv.lin.weight.detach()
-        x = split_state(state)[0] if state.shape[-1] == 2 * weight.shape[1] else state  # [X, Y] or X
         return lambda: adj @ (x @ weight.t())
 
     def position_rate(self, t: Tensor, x: Tensor, y: Tensor) -> Tensor:
@@ -133,9 +133,13 @@ class OscillatorBlock(ODEBlock):
         super().__init__(func, cfg, time)
         self.initial_velocity = initial_velocity
 
-    def forward(self, x0: Tensor, graph: EdgeGraph, times: Tensor | None = None) -> Tensor:
+    def initial_state(self, x0: Tensor) -> Tensor:
+        """[X(0), Y(0)] with Y(0) = X(0) (``initial_velocity: encoding``) or 0."""
         y0 = x0 if self.initial_velocity == "encoding" else torch.zeros_like(x0)
-        return split_state(super().forward(torch.cat([x0, y0], -1), graph, times))[0]
+        return torch.cat([x0, y0], -1)
+
+    def forward(self, x0: Tensor, graph: EdgeGraph, times: Tensor | None = None) -> Tensor:
+        return split_state(super().forward(self.initial_state(x0), graph, times))[0]
 
 
 def graphcon_graph(data: Data, cfg: GraphconModelCfg) -> EdgeGraph:

@@ -4,7 +4,9 @@ An append is one ``write`` of one whole line under a file lock, flushed to disk 
 released, so concurrent runs never tear or interleave lines; should a process die mid-write anyway (power
 loss), the next append starts on a fresh line, so the torn fragment costs only itself. A line that does not
 parse as a JSON object is reported (file and line number) and skipped. Values of credential-like
-environment variables (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``) never reach a record.
+environment variables (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``) never reach a record, and
+absolute paths inside or beside the project (the data root, the ``../shared`` raw mirror) are stored relative
+to the project root, so committed records name no machine's folders.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
+
+from ..provenance import PROJECT_ROOT
 
 SCHEMA_VERSION = 1
 
@@ -50,26 +54,47 @@ def _secrets() -> dict[str, str]:
     }
 
 
+def map_strings(value, fn: Callable[[str], str]):
+    """``value`` (nested dicts/lists of JSON values) with ``fn`` applied to every string in it."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_strings(v, fn) for v in value]
+    return value
+
+
 def redact_secrets(value, secrets: dict[str, str] | None = None):
-    """``value`` (nested dicts/lists of JSON values) with every credential-like env value replaced by its name."""
+    """``value`` with every credential-like env value replaced by its name."""
     secrets = _secrets() if secrets is None else secrets
     if not secrets:
         return value
-    if isinstance(value, str):
+
+    def redact(text: str) -> str:
         for name, secret in secrets.items():
-            value = value.replace(secret, f"<redacted ${name}>")
+            text = text.replace(secret, f"<redacted ${name}>")
+        return text
+
+    return map_strings(value, redact)
+
+
+def portable_paths(value, root: Path = PROJECT_ROOT):
+    """``value`` with every absolute path string under the project's parent folder made relative to ``root``."""
+    if root.parent == Path(root.anchor):  # a project at /repo: "beside it" would be every path
         return value
-    if isinstance(value, dict):
-        return {k: redact_secrets(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_secrets(v, secrets) for v in value]
-    return value
+
+    def relative(text: str) -> str:
+        beside = os.path.isabs(text) and Path(text).is_relative_to(root.parent)
+        return os.path.relpath(text, root) if beside else text
+
+    return map_strings(value, relative)
 
 
 def append_record(path: str | Path, record: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(redact_secrets(_finite(record)), sort_keys=False, allow_nan=False) + "\n"
+    line = json.dumps(portable_paths(redact_secrets(_finite(record))), sort_keys=False, allow_nan=False) + "\n"
     with FileLock(str(path) + ".lock"), open(path, "a+b") as handle:
         if handle.tell() > 0:  # "a+" opens at the end: isolate a fragment a dead writer left unterminated
             handle.seek(-1, os.SEEK_END)

@@ -170,6 +170,10 @@ class ODEBlock(nn.Module):
         self.counted.nfe = 0
         self.counted.phase = phase
 
+    def initial_state(self, x0: Tensor) -> Tensor:
+        """The ODE state the solve starts from, given the encoded X(0) (a second-order block adds velocity)."""
+        return x0
+
     def forward(self, x0: Tensor, graph: Any, times: Tensor | None = None) -> Tensor:
         """Integrate from X(0)=x0 on ``graph``. Returns X(T), or the states at ``times`` ([len(times), ...])."""
         self.func.prepare(x0, graph)

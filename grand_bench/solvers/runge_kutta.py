@@ -88,13 +88,16 @@ ADAPTIVE_RK = ("dopri5", "bosh3", "adaptive_heun")
 SAFETY, IFACTOR, DFACTOR = 0.9, 10.0, 0.2  # torchdiffeq's step-size controller constants
 
 
-def combine(y: Tensor, h: float, weights: tuple[float, ...], stages: list[Tensor]) -> Tensor:
-    """y + h * sum_j weights[j] * stages[j], one fused multiply-add per non-zero weight."""
+def combine(y: Tensor | None, h: float, weights: tuple[float, ...], stages: list[Tensor]) -> Tensor:
+    """y + h * sum_j weights[j] * stages[j] (y None: the sum alone), one fused multiply-add per non-zero weight."""
     out = None
     for w, k in zip(weights, stages, strict=False):
         if w == 0.0:
             continue
-        out = torch.add(y, k, alpha=h * w) if out is None else out.add_(k, alpha=h * w)
+        if out is None:
+            out = k * (h * w) if y is None else torch.add(y, k, alpha=h * w)
+        else:
+            out.add_(k, alpha=h * w)
     return y if out is None else out
 
 
@@ -161,7 +164,7 @@ def integrate_adaptive(func: RHS, method: str, y0: Tensor, times: Tensor, rtol: 
                 raise SolverError(f"adaptive step size underflow at t={t:.6g} (step {h:.3g})")
             y_next, stages = rk_step(func, tab, t, y, step, k0)
             with torch.no_grad():
-                error = combine(torch.zeros_like(y), step, tab.b_error, stages)
+                error = combine(None, step, tab.b_error, stages)
                 tol = atol + rtol * torch.maximum(y.abs(), y_next.abs())
                 ratio = rms(error / tol)
             if ratio != ratio:  # NaN: the state blew up inside the step

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data import load_graph
 from ..errors import ConfigError, GrandBenchError
-from ..report.store import record_path
+from ..report.store import portable_paths, record_path
 from ..run import absolute
 from ..validate import validate
 from .checks import check_tuner, max_t, sweep_name
@@ -237,19 +237,20 @@ def summary_header(
     done = ok + failed + errored
     minutes, secs = divmod(int(round(seconds)), 60)
     unfinished = f", {summary.unfinished} unfinished (resume with tuner.resume=true)" if summary.unfinished else ""
+    records, preset_file = portable_paths(str(out_file)), portable_paths(str(preset)) if preset else None
     lines = [
         f"## Sweep `{summary.sweep}`: {cfg.model.name} on {cfg.dataset.name} ({cfg.split.name} split)",
         "",
         f"- {tuner_line(cfg, space)}",
         f"- {trials} trials: {ok} ok ({summary.stopped_early} stopped early by the scheduler), "
         f"{failed} failed (diverged), {errored} errored{unfinished}; {done} finished",
-        f"- {minutes}m{secs:02d}s for this invocation; records: {out_file} (sweep `{summary.sweep}`)",
+        f"- {minutes}m{secs:02d}s for this invocation; records: {records} (sweep `{summary.sweep}`)",
     ]
     best = summary.best
     if best is not None:
         lines.append(
             f"- best: trial `{best['trial_id']}`, val {100 * best['best_val']:.2f} %, "
             f"test at best val {100 * best['test_at_best_val']:.2f} %"
-            + (f" -> {preset} (python train.py experiment={preset_name(summary.sweep)})" if preset else "")
+            + (f" -> {preset_file} (python train.py experiment={preset_name(summary.sweep)})" if preset else "")
         )
     return lines
