@@ -2,10 +2,12 @@
 
 A case composes the same config as ``train.py`` and times the same ``Trainer`` code path. Per case:
 median training-epoch time (one optimiser step), inference time (one evaluation pass), NFE per epoch,
-the time per function evaluation of a bare forward solve, peak memory, parameter count, and the
-**floor**: the unavoidable kernels of one evaluation (the sparse product(s) and dense projections of
+the time per function evaluation (timed inside a bare forward solve), peak memory, parameter count, and
+the **floor**: the unavoidable kernels of one evaluation (the sparse product(s) and dense projections of
 the ODE function, ``GraphODEFunc.floor_kernels``) timed bare on the same tensors in the same process.
-(time per evaluation) / floor is the overhead ratio, which does not depend on the machine's speed.
+(time per evaluation) / floor is the overhead ratio, which does not depend on the machine's speed. The
+solve's time per evaluation with the solver's own arithmetic included, and its ratio to the floor, are
+reported beside it (``solve_and_floor``).
 
 Each case runs in a fresh process so that peak RSS (CPU) is the case's own.
 """
@@ -117,7 +119,14 @@ def measure(overrides: list[str], epochs: int, warmup: int, floor_repeats: int, 
 
 @torch.no_grad()
 def solve_and_floor(model, x: torch.Tensor, graph, repeats: int, device: torch.device) -> dict:
-    """Time per evaluation of a bare forward solve (eval mode), and the floor of one evaluation."""
+    """Per-evaluation timings of a bare forward solve (eval mode), and the floor of one evaluation.
+
+    ``seconds_per_evaluation``: wall time inside the ODE function's evaluations, timed in the solve itself
+    (the solver's arithmetic between evaluations excluded): this over the floor is the overhead ratio.
+    ``solve_seconds_per_evaluation``: (solve - prepare) / NFE, i.e. with the solver's own arithmetic (Runge-Kutta
+    stage combinations, error norms); over the floor it is the solve overhead ratio. ``prepare_seconds``:
+    what is built once per forward pass before the solve (GRAND-l's attention, GRAFF's W).
+    """
     ode = getattr(model, "ode", None)
     if ode is None:
         return {}
@@ -126,14 +135,33 @@ def solve_and_floor(model, x: torch.Tensor, graph, repeats: int, device: torch.d
     ode.reset_nfe("evaluation")
     ode(x0, graph)
     nfe = max(ode.nfe, 1)
-    solve = median_time(lambda: ode(x0, graph), max(repeats // 10, 3), device)
-    out = {"solve_seconds": solve, "seconds_per_evaluation": solve / nfe}
+    solves = max(repeats // 10, 3)
+    solve = median_time(lambda: ode(x0, graph), solves, device)
     state = ode.initial_state(x0)
+    prepare = median_time(lambda: ode.func.prepare(state, graph), solves, device)
+    per_evaluation = []
+    ode.counted.timing = True
+    try:
+        for _ in range(solves):
+            ode.counted.seconds = 0.0
+            ode.reset_nfe("evaluation")
+            ode(x0, graph)
+            per_evaluation.append(ode.counted.seconds / max(ode.nfe, 1))
+    finally:
+        ode.counted.timing = False
+    out = {
+        "solve_seconds": solve,
+        "prepare_seconds": prepare,
+        "seconds_per_evaluation": statistics.median(per_evaluation),
+        "solve_seconds_per_evaluation": max(solve - prepare, 0.0) / nfe,
+    }
     ode.func.prepare(state, graph)
     kernels = ode.func.floor_kernels(state)
     if kernels is not None:
-        out["floor_seconds"] = median_time(kernels, repeats, device)
-        out["overhead_ratio"] = out["seconds_per_evaluation"] / out["floor_seconds"]
+        floor = median_time(kernels, repeats, device)
+        out["floor_seconds"] = floor
+        out["overhead_ratio"] = out["seconds_per_evaluation"] / floor
+        out["solve_overhead_ratio"] = out["solve_seconds_per_evaluation"] / floor
     return out
 
 
@@ -175,33 +203,67 @@ def bench_record(case: str, result: dict, device: str) -> dict:
 NUMBER_FORMATS = {
     "epoch_seconds": ".3f",
     "inference_seconds": ".3f",
+    "prepare_seconds": ".2e",
     "seconds_per_evaluation": ".2e",
+    "solve_seconds_per_evaluation": ".2e",
     "floor_seconds": ".2e",
     "overhead_ratio": ".2f",
+    "solve_overhead_ratio": ".2f",
 }
 
 
+def oldest_first(records: list[dict]) -> list[dict]:
+    """Records by measurement time (a stable sort: same-second records keep their file order)."""
+    return sorted(records, key=lambda r: str(r.get("timestamp", "")))
+
+
 def markdown_table(records: list[dict]) -> str:
-    """The latest record of each case as a Markdown table."""
+    """The latest record of each case (by timestamp) as a Markdown table."""
     latest: dict[str, dict] = {}
-    for record in records:
+    for record in oldest_first(records):
         latest[record["case"]] = record
     head = (
-        "| case | epoch s | inference s | NFE fwd/bwd/eval | s per eval | floor s | overhead | peak MB | params |\n"
-        "|---|---|---|---|---|---|---|---|---|"
+        "| case | epoch s | inference s | NFE fwd/bwd/eval | prepare s | s per eval | floor s | overhead | "
+        "solve s/NFE | solve overhead | peak MB | params |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     rows = [head]
     for name, r in latest.items():
         if r.get("status") != "ok":
-            rows.append(f"| {name} | failed: {r.get('error', '?')} |||||||")
+            rows.append(f"| {name} | failed: {r.get('error', '?')} ||||||||||")
             continue
         nums = {key: format(r[key], fmt) if key in r else "-" for key, fmt in NUMBER_FORMATS.items()}
         rows.append(
             f"| {name} | {nums['epoch_seconds']} | {nums['inference_seconds']} | "
             f"{r['nfe_forward']:.0f}/{r['nfe_backward']:.0f}/{r['nfe_eval']:.0f} | "
-            f"{nums['seconds_per_evaluation']} | {nums['floor_seconds']} | {nums['overhead_ratio']} | "
+            f"{nums['prepare_seconds']} | {nums['seconds_per_evaluation']} | {nums['floor_seconds']} | "
+            f"{nums['overhead_ratio']} | {nums['solve_seconds_per_evaluation']} | {nums['solve_overhead_ratio']} | "
             f"{r['peak_memory_mb']:.0f} | {r['num_params']} |"
         )
+    return "\n".join(rows) + "\n"
+
+
+def history_table(records: list[dict]) -> str:
+    """Every measurement of each case, oldest first, with the commit it measured: the before/after of each
+    change that was benchmarked on its own commit (a ``+`` marks uncommitted changes on top of it)."""
+    rows = [
+        "| case | measured | commit | epoch s | s per eval | overhead | solve s/NFE | solve overhead |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    by_case: dict[str, list[dict]] = {}
+    for record in oldest_first(records):
+        if record.get("status") == "ok":
+            by_case.setdefault(record["case"], []).append(record)
+    for name, measured in by_case.items():
+        for r in measured:
+            git = r.get("git") or {}
+            commit = str(git.get("commit", "?"))[:7] + ("+" if git.get("dirty") else "")
+            nums = {key: format(r[key], fmt) if r.get(key) is not None else "-" for key, fmt in NUMBER_FORMATS.items()}
+            rows.append(
+                f"| {name} | {str(r.get('timestamp', '?'))[:16]} | {commit} | {nums['epoch_seconds']} | "
+                f"{nums['seconds_per_evaluation']} | {nums['overhead_ratio']} | "
+                f"{nums['solve_seconds_per_evaluation']} | {nums['solve_overhead_ratio']} |"
+            )
     return "\n".join(rows) + "\n"
 
 

@@ -162,6 +162,10 @@ class GraffModelCfg:
     add_source: bool = True  # + beta F(0), beta learned from 0
     nonlinearity: str = "none"  # none (GRAFF) | relu (GRAFF-NL: applied to the right-hand side) | tanh
     self_loops: bool = True  # Abar = D^-1/2 (A + I) D^-1/2; false: D^-1/2 A D^-1/2
+    # Which degrees normalise Abar: with_loops (d_i counts the added self-loop: D~^-1/2 (A + I) D~^-1/2) |
+    # without_loops (the reference's get_deg_inv_sqrt: d_i on the data graph's edges only, so a self-loop weighs
+    # 1/d_i and an isolated node's row is 0; reference §5.2).
+    norm_degree: str = "with_loops"
 
 
 @dataclass
@@ -185,6 +189,8 @@ class GraphconModelCfg:
     encoder_activation: str = "none"  # none | relu (heterophilic code: X(0) = ReLU(Linear(x)))
     decoder_activation: str = "relu"  # relu (GRAND-style decoder) | none (heterophilic / graph-level code)
     initial_velocity: str = "encoding"  # encoding (Y(0) = X(0), as both codes do) | zero
+    # The homophilic code's learned sigmoid-mixed sources (add_source; graphcon.py): Y' gets X(0), X' gets Y(0).
+    source: bool = False
     readout: str = "node"  # node | sum | mean | max: pool the decoded nodes per graph (graph-level tasks)
 
 
@@ -195,6 +201,9 @@ class SolverCfg:
     # tableaux and step control as torchdiffeq, several times less overhead; solvers/runge_kutta.py);
     # torchdiffeq: always torchdiffeq. The adjoint and every other method always use torchdiffeq.
     backend: str = "native"
+    # Training through a native solve: true, the hand-written reverse pass (solvers/rk_backprop.py: the same
+    # gradients, without autograd's node per stage term); false, autograd through the solve's arithmetic.
+    reverse_pass: bool = True
     step_size: float | None = None  # required by fixed-step methods
     rtol: float = 1e-7
     atol: float = 1e-9

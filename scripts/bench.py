@@ -3,6 +3,7 @@
     python scripts/bench.py                          # conf/bench/default.yaml on the CPU
     python scripts/bench.py device=cuda cases=[grand_l_cora_dopri5] epochs=20
     python scripts/bench.py bench=scaling            # time/memory vs graph size, log-log plot
+    python scripts/bench.py table_only=true          # rewrite the Markdown table from the records
 
 Each case runs in a fresh process (peak RSS is its own); a case that fails is recorded as failed and the
 others go on. See grand_bench/bench.py for what is measured.
@@ -22,6 +23,7 @@ from grand_bench.bench import (  # noqa: E402
     BENCH_DIR,
     bench_record,
     device_name,
+    history_table,
     markdown_table,
     measure_isolated,
     results_dir,
@@ -139,9 +141,15 @@ def main(argv: list[str]) -> None:
         run_scaling(spec, device, out.with_name(out.stem + "_scaling.jsonl"))
         return
     wanted = list(args.cases) if "cases" in args else None
-    run_cases(spec, device, wanted, out)
+    if not args.get("table_only", False):  # table_only=true: rewrite the .md from the records, time nothing
+        run_cases(spec, device, wanted, out)
     table = out.with_suffix(".md")
-    table.write_text(f"# Benchmark ({device_name(device)})\n\n" + markdown_table(read(out)))
+    records = read(out)
+    table.write_text(
+        f"# Benchmark ({device_name(device)})\n\nLatest measurement of each case:\n\n{markdown_table(records)}\n"
+        '## History\n\nEvery measurement, oldest first. Before session 3\'s changes, "s per eval" was the whole '
+        'solve per NFE (now "solve s/NFE").\n\n' + history_table(records)
+    )
     print(f"records: {out}\ntable: {table}")
 
 

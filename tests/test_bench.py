@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grand_bench.bench import markdown_table, measure, measure_isolated
+from grand_bench.bench import history_table, markdown_table, measure, measure_isolated
 from grand_bench.data.synthetic import sbm_graph
 
 TINY = ["model.hidden_dim=8", "model.attention.dim=8", "model.attention.heads=2", "solver=rk4", "solver.step_size=0.5"]
@@ -37,9 +37,16 @@ def test_measure_reports_times_nfe_and_an_overhead_ratio(model):
     assert record["nfe_forward"] == 8 and record["nfe_eval"] == 8  # rk4, T=1, step 0.5
     assert record["epoch_seconds"] > 0 and record["inference_seconds"] > 0
     assert record["floor_seconds"] > 0 and record["overhead_ratio"] > 0
-    assert record["seconds_per_evaluation"] == pytest.approx(record["solve_seconds"] / 8)
+    assert record["seconds_per_evaluation"] > 0  # timed inside the solve, the solver's arithmetic excluded
+    assert record["solve_seconds_per_evaluation"] == pytest.approx(
+        max(record["solve_seconds"] - record["prepare_seconds"], 0) / 8
+    )
     assert record["num_nodes"] == 300 and record["num_params"] > 0
     assert "| " in markdown_table([{"case": "c", "status": "ok", **record}])
+    before = {"case": "c", "status": "ok", **record, "git": {"commit": "abcdef0123", "dirty": True}}
+    after = {**before, "git": {"commit": "0123456789", "dirty": False}}
+    history = history_table([before, after]).splitlines()
+    assert [line.split(" | ")[2] for line in history[2:]] == ["abcdef0+", "0123456"]  # oldest first
 
 
 @pytest.mark.slow

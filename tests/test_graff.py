@@ -85,10 +85,10 @@ def test_abar_is_the_symmetric_normalised_adjacency_with_self_loops(ring):
     a = a + torch.eye(ring.num_nodes)
     d = a.sum(1).rsqrt()
     torch.testing.assert_close(abar, d[:, None] * a * d[None, :])
-    assert "sym_norm" not in graph.cache  # built on first use by the flow, then kept with the graph
+    assert "sym_norm_with_loops" not in graph.cache  # built on first use by the flow, then kept with the graph
     func, _ = flow(ring)
     func.prepare(torch.randn(ring.num_nodes, 6), graph)
-    assert graph.cache["sym_norm"] is func.abar
+    assert graph.cache["sym_norm_with_loops"] is func.abar
 
 
 @pytest.mark.parametrize("style", W_STYLES)
@@ -216,6 +216,7 @@ def test_permutation_equivariance(ring):
         ("model.w_style=bogus", "unknown model.w_style 'bogus'; valid: sum, prod, neg_prod, diag, diag_dom, asymm"),
         ("model.omega_style=full", "unknown model.omega_style 'full'; valid: diag, zero, const"),
         ("model.dt=0", "model.dt must be > 0, got 0"),
+        ("model.norm_degree=rw", "unknown model.norm_degree 'rw'; valid: with_loops, without_loops"),
     ],
 )
 def test_bad_options_are_one_line_errors(compose, override, message):

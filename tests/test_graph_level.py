@@ -178,6 +178,18 @@ def test_zinc_scalar_atom_features_and_limit(tmp_path, zinc_mirror, offline):
     assert torch.equal(data.split.train[1].x.view(-1), mols["train"][1]["atom_type"].float())
 
 
+def test_zinc_subset_cache_is_rebuilt_when_its_raw_files_change(tmp_path, offline):
+    """PyG keeps ZINC(subset=True)'s cache in ZINC/subset/processed, not beside raw/: it must follow raw/ too."""
+    root = tmp_path / "data"
+    write_zinc_raw(root / "ZINC" / "raw", seed=0)
+    dataset, split = dataset_cfg("zinc")
+    first = load_graph_dataset(dataset, split, root, None)
+    second_mols = write_zinc_raw(root / "ZINC" / "raw", seed=1)
+    second = load_graph_dataset(dataset, split, root, None)
+    assert not torch.equal(first.split.val[0].y, second.split.val[0].y)
+    assert torch.allclose(second.split.val[0].y, second_mols["val"][0]["logP_SA_cycle_normalized"])
+
+
 def test_zinc_missing_raw_file_is_one_line_error(tmp_path, offline):
     dataset, split = dataset_cfg("zinc")
     with pytest.raises(DataError, match=r"missing raw file\(s\).*ZINC/raw/train.pickle.*GRAND_BENCH_RAW"):

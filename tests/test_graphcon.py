@@ -262,3 +262,63 @@ def test_trains_on_cora(run_cfg, model):
     record = run(run_cfg(*overrides))[0]
     assert record["status"] == "ok" and record["epochs_run"] == 2
     assert record["nfe_forward"] == 3
+
+
+def test_sourced_step_is_the_homophilic_code_by_hand(ring):
+    """source: V' = (1 - s(b1)) (F(X) - gamma X - alpha V) + s(b1) X(0), X' = (1 - s(b2)) s(a) V + s(b2) V(0)."""
+    torch.manual_seed(2)
+    cfg = graphcon_cfg(source=True, activation="none", layers=5, dt=1.0, alpha=0.8, gamma=1.2)
+    model = build_graphcon(cfg, SolverCfg(method="symplectic_euler"), ring)
+    graph = graphcon_graph(ring, cfg)
+    func = model.ode.func
+    with torch.no_grad():
+        func.mix.copy_(torch.tensor([0.3, -0.4, 1.1]))  # not the 0.5 mixtures of the initialisation
+        b1, b2, a = torch.sigmoid(func.mix).tolist()
+        x0 = torch.randn(ring.num_nodes, 6)
+        out = model.ode(x0, graph)
+        x, y = x0, x0
+        for _ in range(5):
+            y = y + (1 - b1) * (func.coupling(x, graph) - 1.2 * x - 0.8 * y) + b1 * x0
+            x = x + (1 - b2) * a * y + b2 * x0
+    torch.testing.assert_close(out, x)
+    assert model.nfe == 5
+
+
+def test_unsourced_unit_step_with_unit_damping_is_a_weight_shared_gcn(ring):
+    """dt = alpha = gamma = 1: Y^n = sigma(F(X^{n-1})) - X^{n-1}, so X^n = sigma(F(X^{n-1})) -- no memory of X(0)."""
+    torch.manual_seed(3)
+    cfg = graphcon_cfg(layers=6, dt=1.0, alpha=1.0, gamma=1.0)
+    model = build_graphcon(cfg, SolverCfg(method="symplectic_euler"), ring)
+    graph = graphcon_graph(ring, cfg)
+    x = x0 = torch.randn(ring.num_nodes, 6)
+    with torch.no_grad():
+        for _ in range(6):
+            x = torch.relu(model.ode.func.coupling(x, graph))
+        torch.testing.assert_close(model.ode(x0, graph), x)
+
+
+def test_cora_preset_is_the_homophilic_code_and_table8_sets_the_depth():
+    cfg = compose_cfg(["model=graphcon_gcn", "dataset=cora", "experiment=graphcon2022_table8", "model.layers=64"])
+    validate(cfg)
+    assert cfg.model.source and cfg.model.activation == "none" and cfg.model.dt == 1.0
+    assert (cfg.model.layers, cfg.split.name, cfg.optim.name) == (64, "public", "adamax")
+    assert compose_cfg(["model=graphcon_gcn", "dataset=citeseer"]).model.source is False  # Cora only
+
+
+def test_fused_gcn_coupling_is_the_pyg_layer(ring):
+    """The GCN coupling's one-addmm path gives GCNConv's own forward on the cached matrix, values and gradients."""
+    from grand_bench.models.graphcon import Coupling
+
+    torch.manual_seed(0)
+    coupling = Coupling("gcn", 6, heads=1)
+    torch.nn.init.normal_(coupling.conv.bias)
+    graph = EdgeGraph(ring.edge_index, ring.num_nodes)
+    x = torch.randn(ring.num_nodes, 6, requires_grad=True)
+    fused = coupling(x, graph)
+    layer = coupling.conv(x, graph.gcn_matrix())
+    torch.testing.assert_close(fused, layer)
+    weights = torch.randn_like(fused)
+    got = torch.autograd.grad((fused * weights).sum(), [x, coupling.conv.lin.weight, coupling.conv.bias])
+    want = torch.autograd.grad((layer * weights).sum(), [x, coupling.conv.lin.weight, coupling.conv.bias])
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)

@@ -122,6 +122,7 @@ def test_bad_search_space_entries_fail_in_one_line(tmp_path, entry, message):
         (["tuner.reduction_factor=1"], "tuner.reduction_factor must be >= 2, got 1"),
         (["seeds=[0,1]"], "a sweep trial is one run: drop seeds=[...]"),
         (["tuner.sweep=a/b"], "tuner.sweep 'a/b' must use only letters, digits"),
+        (["dataset=zinc"], "dataset 'zinc' is graph-level (mini-batch training): run it with train.py"),
     ],
 )
 def test_bad_tuner_settings_are_named_with_their_choices(overrides, message):

@@ -142,19 +142,25 @@ def _corrupt(path: Path, sha: str, known: Known, mirror_copy: Path | None) -> Da
     )
 
 
-def sync_processed(processed_dir: Path, raw_digests: dict[str, str]) -> bool:
+def built_from(processed_dir: Path) -> dict[str, str]:
+    """The raw digests recorded for ``processed_dir`` ({} if none)."""
+    try:
+        return json.loads((processed_dir / PROCESSED_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def sync_processed(processed_dir: Path, raw_digests: dict[str, str], default: dict[str, str] | None = None) -> bool:
     """Delete ``processed_dir`` if it was built from raw files other than ``raw_digests``; True if deleted.
 
     A raw file the record does not name yet (a cache built before records were kept, a file PyG downloaded
     while building) is adopted, not a reason to rebuild: an expensive cache (MNIST superpixels) is never
     thrown away on a guess. The record is written before PyG builds a missing cache, under the dataset lock
-    that ``load_raw`` holds.
+    that ``load_raw`` holds. ``default``: the record to assume when the folder has none (a cache PyG built
+    in a variant folder, which only the dataset's main record knows about).
     """
     record_file = processed_dir / PROCESSED_RECORD
-    try:
-        recorded = json.loads(record_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = {}
+    recorded = built_from(processed_dir) or dict(default or {})
     has_cache = processed_dir.is_dir() and any(p.name != PROCESSED_RECORD for p in processed_dir.iterdir())
     stale = sorted(name for name, sha in raw_digests.items() if recorded.get(name, sha) != sha)
     deleted = False

@@ -18,7 +18,7 @@ from typing import TypeVar
 from urllib.error import URLError
 
 from grand_bench.data.errors import DataError
-from grand_bench.data.integrity import check_raw_files, sync_processed
+from grand_bench.data.integrity import built_from, check_raw_files, sync_processed
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,11 @@ def stage_raw(
         log.info("staged raw file %s -> %s", src, dest)
     shas = check_raw_files(data_root, rel_dir, files, sources, staged)
     if Path(rel_dir).name == "raw":  # PyG's layout: <dataset>/raw beside <dataset>/processed
-        sync_processed(data_root / Path(rel_dir).parent / "processed", shas)
+        parent = data_root / Path(rel_dir).parent
+        previous = built_from(parent / "processed")
+        for variant in parent.glob("*/processed"):  # variants with their own cache (ZINC: subset/, full/)
+            sync_processed(variant, shas, default=previous)
+        sync_processed(parent / "processed", shas)
     return missing
 
 

@@ -20,6 +20,7 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 from ..config import SolverCfg
 from ..errors import unknown_choice
 from ..solvers import ODEBlock, is_fixed_step
+from .edge_graph import int32_indices
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"none": nn.Identity, "relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh}
 READOUTS = {"node": None, "sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
@@ -82,7 +83,8 @@ class SparseInputEncoder(nn.Module):
         key = (x.data_ptr(), tuple(x.shape), x._version, x.device)
         if self._cache[0] != key:
             nonzero = int(torch.count_nonzero(x)) if x.dim() == 2 else x.numel()
-            self._cache = (key, x.to_sparse_csr() if nonzero < SPARSE_INPUT_DENSITY * x.numel() else None)
+            sparse = nonzero < SPARSE_INPUT_DENSITY * x.numel()
+            self._cache = (key, int32_indices(x.to_sparse_csr()) if sparse else None)
         return self._cache[1]
 
     def forward(self, x: Tensor) -> Tensor:

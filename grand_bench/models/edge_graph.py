@@ -65,8 +65,17 @@ class EdgeGraph:
 
 
 def propagation_matrix(index: Tensor, weight: Tensor, num_nodes: int) -> Tensor:
-    """Weighted edges j -> i as the CSR matrix PyG layers take for ``adj_t`` (row i: incoming weights)."""
-    return to_torch_csr_tensor(index.flip(0), weight, size=(num_nodes, num_nodes))
+    """Weighted edges j -> i as the CSR matrix PyG layers take for ``adj_t`` (row i: incoming weights), with
+    32-bit indices, which torch's CPU sparse kernels use without a conversion per product."""
+    return int32_indices(to_torch_csr_tensor(index.flip(0), weight, size=(num_nodes, num_nodes)))
+
+
+def int32_indices(csr: Tensor) -> Tensor:
+    """The same CSR matrix with 32-bit indices (unchanged if it has too many entries for them)."""
+    if csr._nnz() >= 2**31 - 1 or max(csr.shape) >= 2**31 - 1:
+        return csr
+    crow, col = csr.crow_indices().to(torch.int32), csr.col_indices().to(torch.int32)
+    return torch.sparse_csr_tensor(crow, col, csr.values(), csr.shape, check_invariants=False)
 
 
 def _to(value: Any, device: torch.device | str) -> Any:

@@ -4,7 +4,9 @@
 
 discretised by explicit Euler with step tau (eq. 10: F(t + tau) = F(t) + tau (-F Omega + Abar F W + beta F(0)),
 ``solver=euler``, step ``model.dt``). Abar = D^-1/2 (A + I) D^-1/2 is the symmetric-normalised adjacency (cached
-per graph). With Omega and W symmetric this is the gradient flow F' = -grad E of the energy (eq. 5)
+per graph); ``norm_degree=without_loops`` takes D from the graph without its self-loops, as the reference code does
+unless the data graph itself carries loops (its chameleon / squirrel): loop weight 1/d_i, isolated nodes 0. With
+Omega and W symmetric this is the gradient flow F' = -grad E of the energy (eq. 5)
 
     E(F) = 1/2 <F, F Omega> - 1/2 <F, Abar F W> - beta <F, F(0)>,
 
@@ -47,6 +49,7 @@ SYMMETRIC_W = ("sum", "prod", "neg_prod", "diag", "diag_dom")
 W_INITS = ("identity", "uniform")  # diag / diag_dom only; sum, prod, neg_prod and asymm start from glorot
 OMEGA_STYLES = ("diag", "zero", "const")
 NONLINEARITIES = ("none", "relu", "tanh")
+NORM_DEGREES = ("with_loops", "without_loops")
 
 
 def _glorot(*shape: int) -> Tensor:
@@ -105,6 +108,7 @@ class GraffFlow(GraphODEFunc):
         self.time_dependent = cfg.time_dependent
         self.steps, self.step_size = steps, step_size
         self.w_style, self.omega_style, self.omega_value = cfg.w_style, cfg.omega_style, cfg.omega_value
+        self.norm_degree = cfg.norm_degree
         count = steps if cfg.time_dependent else 1
         self.mixing = ChannelMixing(hidden_dim, cfg.w_style, count, cfg.w_trainable, cfg.w_init)
         self.omega_param = None
@@ -120,8 +124,11 @@ class GraffFlow(GraphODEFunc):
 
     def prepare(self, x0: Tensor, graph: SparseGraph) -> None:
         self.x0, self.graph = x0, graph
-        self.source = self.beta * x0 if self.beta is not None else None  # once per pass, not per evaluation
-        self.abar = graph.cached("sym_norm", lambda: symmetric_normalisation(graph))
+        # F(0) enters the source term detached, as the reference's ``set_x0`` stores x0.clone().detach(): the
+        # encoder learns through the flow only, beta through the source (reference §5.2). Once per pass.
+        self.source = self.beta * x0.detach() if self.beta is not None else None
+        loops = self.norm_degree == "with_loops"
+        self.abar = graph.cached(f"sym_norm_{self.norm_degree}", lambda: symmetric_normalisation(graph, loops))
         self.w = self.mixing()  # once per forward pass, not per evaluation
         if self.omega_style == "diag":
             self.omega = self.omega_param.clone()  # a plain tensor: assigning the Parameter would register it
@@ -152,8 +159,7 @@ class GraffFlow(GraphODEFunc):
 
     def floor_kernels(self, f: Tensor) -> Callable[[], Tensor]:
         """One channel mixing F W and one product with the normalised adjacency."""
-        g, n = self.graph, self.graph.num_nodes
-        a = torch.sparse_csr_tensor(g.crow, g.src, self.abar.detach(), (n, n), check_invariants=False)
+        a = self.graph.matrix(self.abar.detach())
         w = self.w_at(0.0).detach()
         return lambda: a @ (f @ w)
 
@@ -197,10 +203,16 @@ class GraffFlow(GraphODEFunc):
         }
 
 
-def symmetric_normalisation(graph: SparseGraph) -> Tensor:
-    """Edge weights d_i^-1/2 d_j^-1/2 (degrees on the graph's own edges, self-loops included)."""
-    degree = torch.bincount(graph.dst, minlength=graph.num_nodes).to(torch.get_default_dtype())
-    inv_sqrt = degree.clamp(min=1).rsqrt()
+def symmetric_normalisation(graph: SparseGraph, count_loops: bool = True) -> Tensor:
+    """Edge weights d_i^-1/2 d_j^-1/2 on every edge of ``graph`` (self-loops included).
+
+    ``count_loops``: d_i counts all of the graph's edges, the loop too (D~^-1/2 (A + I) D~^-1/2). Otherwise d_i
+    counts the non-loop edges only, as the reference's ``get_deg_inv_sqrt`` counts degrees on the data graph before
+    the block adds self-loops: a self-loop then weighs 1/d_i and a node with d_i = 0 gets 0 (inf masked to 0).
+    """
+    dst = graph.dst if count_loops else graph.dst[graph.dst != graph.src]
+    degree = torch.bincount(dst, minlength=graph.num_nodes).to(torch.get_default_dtype())
+    inv_sqrt = torch.where(degree > 0, degree.clamp(min=1).rsqrt(), torch.zeros_like(degree))
     return inv_sqrt[graph.dst] * inv_sqrt[graph.src]
 
 
@@ -226,7 +238,13 @@ def build_graff(cfg: GraffModelCfg, solver: SolverCfg, data: Data) -> Continuous
 def check_graff_cfg(cfg: GraffModelCfg, solver: SolverCfg) -> list[str]:
     """Problems with a GRAFF model config, each naming the option, the value and what is allowed."""
     problems = []
-    choices = {"w_style": W_STYLES, "w_init": W_INITS, "omega_style": OMEGA_STYLES, "nonlinearity": NONLINEARITIES}
+    choices = {
+        "w_style": W_STYLES,
+        "w_init": W_INITS,
+        "omega_style": OMEGA_STYLES,
+        "nonlinearity": NONLINEARITIES,
+        "norm_degree": NORM_DEGREES,
+    }
     for key, valid in choices.items():
         if getattr(cfg, key) not in valid:
             problems.append(unknown_choice(f"model.{key}", getattr(cfg, key), valid))

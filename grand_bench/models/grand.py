@@ -100,18 +100,18 @@ class GrandDiffusion(GraphODEFunc):
         source = self.source.detach() if self.source is not None else torch.zeros_like(x)
         fixed = self.operator if self.operator is not None else self.values
         if fixed is not None:
-            a = torch.sparse_csr_tensor(g.crow, g.src, fixed.detach(), (n, n), check_invariants=False)
+            a = g.matrix(fixed.detach())
             return lambda: torch.addmm(source, a, x)
         att = self.attention
         wq, wk = att.query.weight.detach(), att.key.weight.detach()
-        pattern = torch.sparse_csr_tensor(g.crow, g.src, torch.zeros_like(g.src, dtype=x.dtype), (n, n))
+        pattern = g.matrix(torch.zeros_like(g.src, dtype=x.dtype))
         heads = [slice(h * att.head_dim, (h + 1) * att.head_dim) for h in range(att.heads)]
 
         def kernels() -> Tensor:
             q, k = x @ wq.t(), x @ wk.t()
             scores = torch.stack([sampled_addmm(pattern, q[:, h], k[:, h].t()).values() for h in heads], -1)
             a = softmax(scores, g.group_index(self.norm), num_nodes=n).mean(-1)
-            return torch.addmm(source, torch.sparse_csr_tensor(g.crow, g.src, a, (n, n)), x)
+            return torch.addmm(source, g.matrix(a), x)
 
         return kernels
 

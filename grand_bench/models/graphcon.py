@@ -18,9 +18,17 @@ GCN's own weight without propagation. ``step_dropout`` drops X and Y out after t
 step, as that code does (only the IMEX schemes run it). Graph-level set-up: decode every node, then
 ``readout: sum`` pools per graph of the mini-batch.
 
-Deviations from the node-level homophilic code (a copy of GRAND's, reference §4.3): no sigma(alpha_train)
-scaling of X' and no sigmoid-mixed source terms (they are not in the paper's equations); the pipeline
-(input dropout, linear encoder, ReLU, dropout, decoder on X) is the same.
+The node-level homophilic code (a copy of GRAND's, reference §4.3; its Cora depth sweep is Table 8) integrates
+a different system, ``source: true`` here (off by default: it is not in the paper's equations):
+
+    Y' = (1 - s(b1)) (sigma(F(X)) - gamma X - alpha Y) + s(b1) X(0),
+    X' = (1 - s(b2)) s(a) Y + s(b2) Y(0),                  s = sigmoid, a, b1, b2 learned scalars from 0,
+
+so both rates start as half the paper's plus a pull towards the encoding; at depth these sources keep X(T)
+tied to the input (without them 64 steps of size 1 with alpha = gamma = 1 reduce to X^n = sigma(F(X^{n-1})),
+a plain weight-shared GCN). Deviation: the code detaches X(0), Y(0) in the sources; here gradients flow
+through them (as in grand.py). The pipeline (input dropout, linear encoder, ReLU, dropout, decoder on X) is
+the same.
 """
 
 from __future__ import annotations
@@ -67,10 +75,19 @@ class Coupling(nn.Module):
 
     def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
         if self.kind == "gcn":
-            return self.conv(x, graph.gcn_matrix())  # the layer's spmm path on the cached CSR matrix
+            return self.gcn(x, graph)
         if self.kind == "gat":
             return self.conv(x, graph.with_self_loops())
         return self.conv(x, graph.edge_index)
+
+    def gcn(self, x: Tensor, graph: EdgeGraph) -> Tensor:
+        """GCNConv(normalize=False) on the cached normalised adjacency, Abar (X W) + b, as one sparse addmm:
+        the layer's own weights and result without its message-passing dispatch, which on Cora costs more
+        than the product (tests/test_graphcon.py checks it against the layer's forward)."""
+        conv = self.conv
+        if conv.bias is None:
+            return graph.gcn_matrix() @ conv.lin(x)
+        return torch.addmm(conv.bias, graph.gcn_matrix(), conv.lin(x))
 
     def weight_only(self, x: Tensor) -> Tensor:
         """X W_conv: the GCN layer's linear map without propagation (the heterophilic residuals)."""
@@ -78,7 +95,9 @@ class Coupling(nn.Module):
 
 
 class OscillatorDynamics(GraphODEFunc):
-    """f(t, [X, Y]) = [Y, sigma(F(X) + R(X)) - gamma X - alpha Y] (module docstring)."""
+    """f(t, [X, Y]) = [Y, sigma(F(X) + R(X)) - gamma X - alpha Y], or the sourced rates (module docstring)."""
+
+    closure_names = ("x0", "y0")
 
     def __init__(self, cfg: GraphconModelCfg) -> None:
         super().__init__()
@@ -89,9 +108,15 @@ class OscillatorDynamics(GraphODEFunc):
         self.sigma = activation(cfg.activation)
         self.alpha, self.gamma = cfg.alpha, cfg.gamma
         self.step_dropout = nn.Dropout(cfg.step_dropout) if cfg.step_dropout > 0 else None
+        # source: true: mixing logits b1 (Y'), b2 (X') and the X' speed a, all learned from 0 as in the code
+        self.mix = nn.Parameter(torch.zeros(3)) if cfg.source else None
+        self.x0: Tensor | None = None
+        self.y0: Tensor | None = None
 
     def prepare(self, x0: Tensor, graph: EdgeGraph) -> None:
         self.graph = graph
+        if self.mix is not None:
+            self.x0, self.y0 = split_state(x0)  # the initial state [X(0), Y(0)]
 
     def coupling_term(self, x: Tensor) -> Tensor:
         f = self.coupling(x, self.graph)
@@ -104,26 +129,49 @@ class OscillatorDynamics(GraphODEFunc):
         return f
 
     def acceleration(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.sigma(self.coupling_term(x)) - self.gamma * x - self.alpha * y
+        # sigma(F) - gamma X - alpha Y in two fused passes (sub_ acts on the fresh result of sub)
+        rate = torch.sub(self.sigma(self.coupling_term(x)), x, alpha=self.gamma).sub_(y, alpha=self.alpha)
+        if self.mix is None:
+            return rate
+        return torch.lerp(rate, self.x0, torch.sigmoid(self.mix[0]))  # (1 - s(b1)) rate + s(b1) X(0)
 
     def forward(self, t: Tensor, state: Tensor) -> Tensor:
         x, y = split_state(state)
-        return torch.cat([y, self.acceleration(x, y)], -1)
+        return torch.cat([self.velocity_term(y), self.acceleration(x, y)], -1)
 
     def floor_kernels(self, state: Tensor) -> Callable[[], Tensor] | None:
         """For the GCN coupling: the layer's projection and one product with the normalised adjacency."""
         if self.coupling.kind != "gcn":
             return None
         x, _ = split_state(state)
-        adj, weight = self.graph.gcn_matrix(), self.coupling.conv.lin.weight.detach()
-        return lambda: adj @ (x @ weight.t())
+        adj, conv = self.graph.gcn_matrix(), self.coupling.conv
+        weight = conv.lin.weight.detach()
+        if conv.bias is None:
+            return lambda: adj @ (x @ weight.t())
+        bias = conv.bias.detach()
+        return lambda: torch.addmm(bias, adj, x @ weight.t())
+
+    def velocity_term(self, y: Tensor) -> Tensor:
+        """X' = Y, or its sourced mixture (1 - s(b2)) s(a) Y + s(b2) Y(0)."""
+        if self.mix is None:
+            return y
+        b2, a = torch.sigmoid(self.mix[1]), torch.sigmoid(self.mix[2])
+        return torch.lerp(a * y, self.y0, b2)  # (1 - s(b2)) s(a) Y + s(b2) Y(0)
 
     def position_rate(self, t: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        """X' = Y: read by the IMEX schemes without a message-passing evaluation."""
-        return y
+        """X' read by the IMEX schemes without a message-passing evaluation."""
+        return self.velocity_term(y)
 
-    def after_step(self, state: Tensor) -> Tensor:
-        return self.step_dropout(state) if self.step_dropout is not None else state
+    def velocity_rate(self, t: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """Y' on its own: the IMEX schemes' one counted evaluation per step, without concatenating [X, Y]."""
+        return self.acceleration(x, y)
+
+    @property
+    def after_step(self) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
+        """Dropout of X and Y after every IMEX step (heterophilic code); None when off, so schemes skip it."""
+        if self.step_dropout is None:
+            return None
+        return lambda x, y: (self.step_dropout(x), self.step_dropout(y))
 
 
 class OscillatorBlock(ODEBlock):

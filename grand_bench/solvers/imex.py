@@ -13,11 +13,12 @@ half the velocity y (GraphCON's [X, Y]). Both schemes evaluate the right-hand si
   Second order and symplectic when h does not depend on y (no damping); with damping (alpha > 0) the
   damping term is taken explicitly at y_n, which is first order in it.
 
-The velocity rate h is the second half of the counted right-hand side f(t, [x, y]). The position rate g is
-read from the ODE function's ``position_rate(t, x, y)`` when it has one (GraphCON: g = y, no message
-passing, not counted as an evaluation); otherwise it is the first half of another full evaluation. An ODE
-function may also define ``after_step(state)``, applied after the initial state is formed and after every
-step (GraphCON's heterophilic code drops out X and Y between layers); it runs only in these schemes.
+The velocity rate h is read from the ODE function's ``velocity_rate(t, x, y)`` when it has one (one counted
+evaluation, no concatenation of the state), otherwise it is the second half of the counted right-hand side
+f(t, [x, y]). Likewise the position rate g comes from ``position_rate(t, x, y)`` (GraphCON: g = y, no message
+passing, not counted as an evaluation), otherwise it is the first half of another full evaluation. An ODE
+function may also define ``after_step(x, y) -> (x, y)``, applied to the initial state and after every step
+(GraphCON's heterophilic code drops out X and Y between layers); it runs only in these schemes.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from torch import Tensor
 from ..config import SolverCfg
 from .schemes import RHS, fixed_grid, register_scheme
 
-PositionRate = Callable[[Tensor, Tensor, Tensor], Tensor]  # g(t, x, y)
-
 
 def split_state(state: Tensor) -> tuple[Tensor, Tensor]:
     """(position, velocity): the two halves of the last dimension."""
@@ -41,47 +40,54 @@ def split_state(state: Tensor) -> tuple[Tensor, Tensor]:
     return state[..., :half], state[..., half:]
 
 
-def _position_rate(func: RHS) -> PositionRate:
-    inner = getattr(func, "func", func)  # ODEBlock hands schemes its counting wrapper around the ODE function
-    rate = getattr(inner, "position_rate", None)
+Rate = Callable[[Tensor, Tensor, Tensor], Tensor]  # (t, x, y) -> rate
+AfterStep = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def _inner(func: RHS):
+    return getattr(func, "func", func)  # ODEBlock hands schemes its counting wrapper around the ODE function
+
+
+def _position_rate(func: RHS) -> Rate:
+    rate = getattr(_inner(func), "position_rate", None)
     if rate is not None:
         return rate
     return lambda t, x, y: split_state(func(t, torch.cat([x, y], -1)))[0]
 
 
-def _after_step(func: RHS) -> Callable[[Tensor], Tensor]:
-    inner = getattr(func, "func", func)
-    return getattr(inner, "after_step", None) or (lambda state: state)
+def _velocity_rate(func: RHS) -> Rate:
+    rate, evaluate = getattr(_inner(func), "velocity_rate", None), getattr(func, "evaluate", None)
+    if rate is not None and evaluate is not None:
+        return lambda t, x, y: evaluate(rate, t, x, y)
+    return lambda t, x, y: split_state(func(t, torch.cat([x, y], -1)))[1]
 
 
-def _velocity_rate(func: RHS, t: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    return split_state(func(t, torch.cat([x, y], -1)))[1]
+def _symplectic_euler_step(g: Rate, v: Rate, t: Tensor, h: float, x: Tensor, y: Tensor):
+    y = torch.add(y, v(t, x, y), alpha=h)
+    return torch.add(x, g(t, x, y), alpha=h), y
 
 
-def _symplectic_euler_step(func: RHS, g: PositionRate, t: Tensor, h: float, x: Tensor, y: Tensor):
-    y = y + h * _velocity_rate(func, t, x, y)
-    return x + h * g(t, x, y), y
-
-
-def _leapfrog_step(func: RHS, g: PositionRate, t: Tensor, h: float, x: Tensor, y: Tensor):
-    x_half = x + 0.5 * h * g(t, x, y)
-    y = y + h * _velocity_rate(func, t + 0.5 * h, x_half, y)
-    return x_half + 0.5 * h * g(t + 0.5 * h, x_half, y), y
+def _leapfrog_step(g: Rate, v: Rate, t: Tensor, h: float, x: Tensor, y: Tensor):
+    x_half = torch.add(x, g(t, x, y), alpha=0.5 * h)
+    y = torch.add(y, v(t + 0.5 * h, x_half, y), alpha=h)
+    return torch.add(x_half, g(t + 0.5 * h, x_half, y), alpha=0.5 * h), y
 
 
 def _integrate(step, func: RHS, x0: Tensor, times: Tensor, cfg: SolverCfg) -> Tensor:
     """States at ``times``; each interval between output times is covered by steps of cfg.step_size."""
-    g, after = _position_rate(func), _after_step(func)
-    state = after(x0)
-    out = [state]
+    g, v = _position_rate(func), _velocity_rate(func)
+    after: AfterStep | None = getattr(_inner(func), "after_step", None)
+    x, y = split_state(x0)
+    if after is not None:
+        x, y = after(x, y)
+    out = [torch.cat([x, y], -1)]
     for t0, t1 in zip(times[:-1].tolist(), times[1:].tolist(), strict=True):
         grid = fixed_grid(t0, t1, cfg.step_size)
-        x, y = split_state(state)
         for a, b in zip(grid[:-1], grid[1:], strict=True):
-            x, y = step(func, g, torch.tensor(a, dtype=x0.dtype, device=x0.device), b - a, x, y)
-            state = after(torch.cat([x, y], -1))
-            x, y = split_state(state)
-        out.append(state)
+            x, y = step(g, v, torch.tensor(a, dtype=x0.dtype, device=x0.device), b - a, x, y)
+            if after is not None:
+                x, y = after(x, y)
+        out.append(torch.cat([x, y], -1))
     return torch.stack(out)
 
 

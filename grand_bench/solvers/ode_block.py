@@ -16,6 +16,7 @@ the original GRAND code gets wrong or leaves implicit are handled here:
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -26,10 +27,12 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ..config import SolverCfg
 from ..errors import ConfigError, MaxNFEExceeded, SolverError, unknown_choice
+from .rk_backprop import solve_with_reverse_pass
 from .runge_kutta import ADAPTIVE_RK, FIXED_RK, integrate_adaptive, integrate_fixed
 from .schemes import SCHEMES
 
 BACKENDS = ("native", "torchdiffeq")
+NATIVE_RK = FIXED_RK + ADAPTIVE_RK
 
 NOT_CONVERGED = "Functional iteration did not converge"  # torchdiffeq fixed_adams.py's warning
 
@@ -90,7 +93,11 @@ class _WithConstants(nn.Module):
 
 
 class _CountedFunc(nn.Module):
-    """Counts evaluations of the wrapped RHS and stops a solve that exceeds ``max_nfe``."""
+    """Counts evaluations of the wrapped RHS and stops a solve that exceeds ``max_nfe``.
+
+    With ``timing`` on (the benchmark only), the wall time spent inside evaluations is summed in
+    ``seconds``: the solver's own arithmetic between evaluations is not in it.
+    """
 
     def __init__(self, func: GraphODEFunc, max_nfe: int) -> None:
         super().__init__()
@@ -98,14 +105,33 @@ class _CountedFunc(nn.Module):
         self.max_nfe = max_nfe
         self.nfe = 0
         self.phase = "forward"
+        self.timing = False
+        self.seconds = 0.0
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.evaluate(self.func, t, x)
+
+    def evaluate(self, rate: Callable[..., Tensor], t: Tensor, *state: Tensor) -> Tensor:
+        """One counted evaluation of ``rate(t, *state)`` (the RHS, or a part of it that a scheme reads
+        on its own, such as GraphCON's velocity rate)."""
         self.nfe += 1
         if self.nfe > self.max_nfe:
             raise MaxNFEExceeded(
                 f"the {self.phase} ODE solve exceeded solver.max_nfe={self.max_nfe} function evaluations"
             )
-        return self.func(t, x)
+        if not self.timing:
+            return rate(t, *state)
+        start = _clock(state[0])
+        out = rate(t, *state)
+        self.seconds += _clock(out) - start
+        return out
+
+
+def _clock(x: Tensor) -> float:
+    """Wall time after the device has finished the work queued so far (bench timing only)."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+    return time.perf_counter()
 
 
 def solver_tolerances(rtol: float, atol: float, tol_scale: float | None) -> tuple[float, float]:
@@ -187,6 +213,8 @@ class ODEBlock(nn.Module):
                     out = SCHEMES[self.cfg.method].integrate(self.counted, x0, t, self.cfg)
                 elif self.cfg.adjoint and self.training:
                     out = self._adjoint_solve(x0, t)
+                elif self._reverse_pass(x0):
+                    out = solve_with_reverse_pass(self, self.cfg.method, x0, t)
                 elif self.cfg.backend == "native" and self.cfg.method in FIXED_RK:
                     out = integrate_fixed(self.counted, self.cfg.method, x0, t, self.cfg.step_size)
                 elif self.cfg.backend == "native" and self.cfg.method in ADAPTIVE_RK:
@@ -211,6 +239,15 @@ class ODEBlock(nn.Module):
         if not torch.isfinite(out).all():
             raise SolverError(f"ODE state became NaN/Inf (solver '{self.cfg.method}', T={self.time})")
         return out if times is not None else out[-1]
+
+    def _reverse_pass(self, x0: Tensor) -> bool:
+        """Whether this solve backpropagates through solvers/rk_backprop.py: a native RK method, asked for,
+        and something to differentiate."""
+        cfg = self.cfg
+        native = cfg.backend == "native" and cfg.method in NATIVE_RK
+        if not (native and cfg.reverse_pass and torch.is_grad_enabled()):
+            return False
+        return x0.requires_grad or any(p.requires_grad for p in self.func.parameters()) or bool(self.func.closures())
 
     def _adjoint_solve(self, x0: Tensor, t: Tensor) -> Tensor:
         closures = self.func.closures()

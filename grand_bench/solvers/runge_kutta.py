@@ -129,6 +129,19 @@ def initial_step(func: RHS, t0: float, y0: Tensor, f0: Tensor, order: int, rtol:
     return min(100 * h0, h1)
 
 
+@torch.no_grad()
+def error_ratio(
+    h: float, b_error: tuple[float, ...], stages: list[Tensor], y_abs: Tensor, y_next: Tensor, rtol: float, atol: float
+) -> tuple[float, Tensor]:
+    """rms(err / (atol + rtol max(|y|, |y_next|))) with err = h sum_j b_error[j] k_j, and |y_next| (the next
+    step's |y|). In place where possible: on a small graph these passes cost as much as the evaluations."""
+    error = combine(None, h, b_error, stages)
+    y_next_abs = y_next.detach().abs()
+    scale = torch.maximum(y_abs, y_next_abs).mul_(rtol).add_(atol)
+    ratio = float(torch.linalg.vector_norm(error.div_(scale))) / error.numel() ** 0.5
+    return ratio, y_next_abs
+
+
 def next_step(h: float, error_ratio: float, order: int) -> float:
     if error_ratio == 0:
         return h * IFACTOR
@@ -136,44 +149,72 @@ def next_step(h: float, error_ratio: float, order: int) -> float:
     return h * min(IFACTOR, max(SAFETY / error_ratio ** (1.0 / order), dfactor))
 
 
-def integrate_fixed(func: RHS, method: str, y0: Tensor, times: Tensor, step_size: float) -> Tensor:
-    """States at ``times`` with steps of ``step_size``, each interval's last step shortened to land on it."""
+OnStep = Callable[[float, list[Tensor]], None]  # (h, the step's stages): an accepted step, for a reverse pass
+
+
+def _ignore(*args) -> None:
+    return None
+
+
+def integrate_fixed(
+    func: RHS,
+    method: str,
+    y0: Tensor,
+    times: Tensor,
+    step_size: float,
+    on_step: OnStep = _ignore,
+    on_output: Callable[[], None] = _ignore,
+) -> Tensor:
+    """States at ``times`` with steps of ``step_size``, each interval's last step shortened to land on it.
+    ``on_step`` / ``on_output`` report every step and every output time (solvers/rk_backprop.py)."""
     tab = TABLEAUX[method]
     ts = times.tolist()
     y, out = y0, [y0]
     for t_start, t_end in zip(ts[:-1], ts[1:], strict=True):
         grid = fixed_grid(t_start, t_end, step_size)
         for t, t_next in zip(grid[:-1], grid[1:], strict=True):
-            y, _ = rk_step(func, tab, t, y, t_next - t, func(y.new_tensor(t), y))
+            y, stages = rk_step(func, tab, t, y, t_next - t, func(y.new_tensor(t), y))
+            on_step(t_next - t, stages)
         out.append(y)
+        on_output()
     return torch.stack(out)
 
 
-def integrate_adaptive(func: RHS, method: str, y0: Tensor, times: Tensor, rtol: float, atol: float) -> Tensor:
-    """States at ``times`` with an error-controlled step (rms norm of err / (atol + rtol max|y|))."""
+def integrate_adaptive(
+    func: RHS,
+    method: str,
+    y0: Tensor,
+    times: Tensor,
+    rtol: float,
+    atol: float,
+    on_step: OnStep = _ignore,
+    on_output: Callable[[], None] = _ignore,
+) -> Tensor:
+    """States at ``times`` with an error-controlled step (rms norm of err / (atol + rtol max|y|)); the
+    callbacks as in ``integrate_fixed`` (rejected steps are not reported)."""
     tab = TABLEAUX[method]
     ts = times.tolist()
     t, y = ts[0], y0
     k0 = func(y0.new_tensor(t), y0)
     h = initial_step(func, t, y0, k0, tab.order, rtol, atol)
     out = [y0]
+    y_abs = y0.detach().abs()
     for t_out in ts[1:]:
         while t < t_out:
             step = min(h, t_out - t)
             if t + step <= t:
                 raise SolverError(f"adaptive step size underflow at t={t:.6g} (step {h:.3g})")
             y_next, stages = rk_step(func, tab, t, y, step, k0)
-            with torch.no_grad():
-                error = combine(None, step, tab.b_error, stages)
-                tol = atol + rtol * torch.maximum(y.abs(), y_next.abs())
-                ratio = rms(error / tol)
+            ratio, y_next_abs = error_ratio(step, tab.b_error, stages, y_abs, y_next, rtol, atol)
             if ratio != ratio:  # NaN: the state blew up inside the step
                 raise SolverError(f"ODE state became NaN/Inf at t={t:.6g} (method {method})")
             if ratio <= 1:
-                t, y = (t_out if step == t_out - t else t + step), y_next
+                on_step(step, stages)
+                t, y, y_abs = (t_out if step == t_out - t else t + step), y_next, y_next_abs
                 # torchdiffeq reuses the last stage even without FSAL (adaptive_heun); that is f at the
                 # Euler predictor, not at y_next, so a non-FSAL method evaluates f(t, y_next) afresh.
                 k0 = stages[-1] if tab.fsal else func(y.new_tensor(t), y)
             h = next_step(step, ratio, tab.order)
         out.append(y)
+        on_output()
     return torch.stack(out)

@@ -9,6 +9,7 @@ import re
 
 from omegaconf import DictConfig
 
+from ..data.graph_level import is_graph_level
 from ..errors import ConfigError, unknown_choice
 from .scheduler import SCHEDULERS
 
@@ -45,6 +46,11 @@ def check_tuner(cfg: DictConfig) -> None:
     elif t.mode != METRIC_MODES[t.metric]:
         expected = METRIC_MODES[t.metric]
         problems.append(f"tuner.mode '{t.mode}' ranks tuner.metric '{t.metric}' backwards; valid: {expected}")
+    if is_graph_level(cfg.dataset):
+        problems.append(
+            f"tune.py sweeps node-level datasets; dataset '{cfg.dataset.name}' is graph-level (mini-batch "
+            "training): run it with train.py or scripts/reproduce.py"
+        )
     name = sweep_name(cfg)
     if not SWEEP_NAME.match(name):
         problems.append(f"tuner.sweep '{name}' must use only letters, digits, '_' and '-'")
