@@ -138,6 +138,23 @@ def test_laplacian_diffusion_is_a_contraction(ring):
     assert states[-1].std(0).max() < 0.1 * x0.std(0).max()
 
 
+@pytest.mark.parametrize("diffusivity", ["fixed_attention", "attention"])
+def test_learned_diffusion_obeys_the_maximum_principle(ring, diffusivity):
+    """GRAND eq. 3 with a row-stochastic A(X) and no source: per channel, max_i x_i(t) never rises and
+    min_i x_i(t) never falls (an explicit Euler step with h sigma(alpha) <= 1 is a convex combination)."""
+    torch.manual_seed(0)
+    cfg = grand_cfg(diffusivity=diffusivity, time=8.0, attention={"init_constant": None})
+    step = 0.5
+    model = build_grand(cfg, SolverCfg(method="euler", step_size=step), ring)
+    with torch.no_grad():
+        model.ode.func.alpha_train.fill_(2.0)  # sigma(2) = 0.88: h sigma < 1, and fast enough to mix
+        x0 = torch.randn(ring.num_nodes, 8)
+        states = model.ode(x0, diffusion_graph(ring, cfg), torch.arange(0.0, 8.0 + 1e-9, step))
+    highs, lows = states.amax(dim=1), states.amin(dim=1)  # [time, channel]
+    assert torch.all(highs[1:] <= highs[:-1] + 1e-6) and torch.all(lows[1:] >= lows[:-1] - 1e-6)
+    assert torch.all(highs[-1] - lows[-1] < 0.9 * (highs[0] - lows[0]))  # it does diffuse
+
+
 def test_permutation_equivariance(ring):
     cfg = grand_cfg(diffusivity="attention", attention={"init_constant": None})
     torch.manual_seed(0)

@@ -66,7 +66,7 @@ class EdgeAttention(nn.Module):
         positive = (u + torch.sqrt(u**2 + 4)) / 2
         index = graph.group_index(self.norm)
         total = scatter(positive, index, dim=0, dim_size=graph.num_nodes, reduce="sum")
-        return positive / (total[index] + 1e-16)
+        return positive / (total.index_select(0, index) + 1e-16)
 
     def forward(self, x: Tensor, graph: SparseGraph) -> Tensor:
         """Head-averaged attention, shape [E]."""

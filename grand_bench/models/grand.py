@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.sparse import sampled_addmm
 from torch_geometric.data import Data
-from torch_geometric.utils import add_remaining_self_loops, softmax
+from torch_geometric.utils import add_remaining_self_loops
 
 from ..config import GrandModelCfg, SolverCfg
 from ..solvers import GraphODEFunc, ODEBlock
@@ -96,7 +96,7 @@ class GrandDiffusion(GraphODEFunc):
     def floor_kernels(self, x: Tensor) -> Callable[[], Tensor]:
         """One sparse product with A (plus the source); with attention recomputed, also the two
         projections, one score per edge and head, and the normalisation over each node's edges."""
-        g, n = self.graph, self.graph.num_nodes
+        g = self.graph
         source = self.source.detach() if self.source is not None else torch.zeros_like(x)
         fixed = self.operator if self.operator is not None else self.values
         if fixed is not None:
@@ -110,7 +110,7 @@ class GrandDiffusion(GraphODEFunc):
         def kernels() -> Tensor:
             q, k = x @ wq.t(), x @ wk.t()
             scores = torch.stack([sampled_addmm(pattern, q[:, h], k[:, h].t()).values() for h in heads], -1)
-            a = softmax(scores, g.group_index(self.norm), num_nodes=n).mean(-1)
+            a = g.softmax(scores, self.norm).mean(-1)
             return torch.addmm(source, g.matrix(a), x)
 
         return kernels
