@@ -40,19 +40,29 @@ VOLATILE = (
     "train.checkpoint_every",
     "dataset.build_workers",  # processes building MNIST superpixels once: the graphs do not depend on it
 )
+# Keys added after runs were recorded, with the default that computes what those runs computed: at that
+# value the key is left out of the identity, so a run recorded before the key existed keeps its key (and
+# is not run again by resume / reproduce). A new option whose default changes nothing is listed here.
+ADDED_WITH_DEFAULT = {
+    "solver.reverse_pass": True,  # the same gradients as autograd (solvers/rk_backprop.py)
+    "model.norm_degree": "with_loops",  # GRAFF: the normalisation used before the option existed
+    "model.source": False,  # GraphCON: the paper's system, as before the option existed
+}
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 
 
 def run_identity(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The resolved config of one run (a DictConfig, or a record's ``config`` dict) without ``VOLATILE`` keys."""
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
-    for dotted in VOLATILE:
+    for dotted in (*VOLATILE, *ADDED_WITH_DEFAULT):
         *parents, leaf = dotted.split(".")
         node = plain
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        if dotted in VOLATILE or node[leaf] == ADDED_WITH_DEFAULT[dotted]:
+            node.pop(leaf)
     return _json_safe(plain)
 
 

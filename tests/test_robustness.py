@@ -329,6 +329,14 @@ def test_run_key_ignores_where_files_go_and_names_what_changes_numbers():
         assert run_key(compose_cfg([*FAST, change])) != run_key(cfg), change
 
 
+def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_default():
+    cfg = _plain(compose_cfg(FAST))
+    before = json.loads(json.dumps(cfg))
+    del before["solver"]["reverse_pass"]  # a record written before the option existed
+    assert run_key(before) == run_key(cfg)
+    assert run_key(compose_cfg([*FAST, "solver.reverse_pass=false"])) != run_key(cfg)
+
+
 def _plain(cfg):
     from omegaconf import OmegaConf
 

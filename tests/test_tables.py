@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import shutil
 import subprocess
@@ -35,6 +36,8 @@ from grand_bench.reproduce import parse_args, plan, run_groups
 
 from .conftest import compose_cfg
 
+RUN_NUMBER = itertools.count()
+
 
 def record(model="grand_l", dataset="cora", split="public", tag="grand2021_table1", test=0.8, status="ok", config=None):
     return {
@@ -48,7 +51,7 @@ def record(model="grand_l", dataset="cora", split="public", tag="grand2021_table
         "status": status,
         "test_at_best_val": test if status == "ok" else None,
         "seconds_per_epoch": 1.0,
-        "config": config or {},
+        "config": config or {"seed": next(RUN_NUMBER)},  # each fixture record its own run (run key)
     }
 
 
@@ -167,6 +170,19 @@ def test_aggregation_mean_population_std_n_delta_and_the_out_of_std_mark(tmp_pat
     assert (citeseer.n, citeseer.within) == (1, True)
     assert cell(grid, spec, "GRAND-nl", "Cora").state == "no runs"
     assert cell(grid, spec, "Lanczos", "Cora").state == "not implemented"
+
+
+def test_one_run_recorded_under_two_tags_counts_once():
+    """GCN on Texas is a cell of GraphCON Table 2 and of GRAFF Table 1: the same run (run key) under both tags."""
+    spec = load_spec("graphcon2022_table2")
+    same = {"seed": 0, "model": {"name": "gcn"}}
+    records = [
+        record(model="gcn", dataset="texas", split="geom_gcn", tag=tag, test=0.6, config=same)
+        for tag in ("graphcon2022_table2", "graff2022_table1")
+    ]
+    records.append(record(model="gcn", dataset="texas", split="geom_gcn", tag="graff2022_table1", test=0.5))
+    texas = cell(aggregate(spec, records), spec, "GCN", "Texas")
+    assert texas.n == 2 and texas.mean == pytest.approx(55.0)
 
 
 def test_cells_match_records_by_the_cell_overrides_and_column_variables():

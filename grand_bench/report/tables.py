@@ -22,6 +22,7 @@ import yaml
 
 from ..errors import ConfigError, unknown_choice
 from ..provenance import PROJECT_ROOT
+from ..run_key import run_key
 from .reference import published
 from .store import summarise
 
@@ -290,6 +291,16 @@ class Cell:
         return self.paper_mean is not None
 
 
+def one_per_run(records: list[dict]) -> list[dict]:
+    """The latest record of each run (run key): one run recorded under two of the table's tags (e.g. the
+    same GCN on Texas for GraphCON Table 2 and GRAFF Table 1) counts once."""
+    latest: dict[str, dict] = {}
+    for record in records:
+        config = record.get("config")
+        latest[run_key(config) if isinstance(config, dict) else str(id(record))] = record
+    return list(latest.values())
+
+
 def aggregate(spec: TableSpec, records: list[dict], reference: list[dict[str, str]] | None = None) -> list[list[Cell]]:
     """One Cell per (row, column) of the spec, rows outer."""
     paper = paper_values(spec, reference)
@@ -311,7 +322,7 @@ def aggregate(spec: TableSpec, records: list[dict], reference: list[dict[str, st
                 cell.paper_parts = (ref["mean"], ref["std"])
                 decimals = max(decimals, _decimals(ref["mean"]))
             cell.decimals = decimals
-            cell.records = [r for r in records if matches(r, spec, row, col)]
+            cell.records = one_per_run([r for r in records if matches(r, spec, row, col)])
             ok = [r for r in cell.records if r.get("status") == "ok"]
             cell.failed = len(cell.records) - len(ok)
             mean, std, n = summarise(
