@@ -91,8 +91,19 @@ def check_data(cfg: Config, problems: list[str]) -> None:
             problems.append("eval.time_selection=true is for node-level datasets; set it false for graph-level ones")
         if cfg.diagnostics.dirichlet:
             problems.append("diagnostics.dirichlet=true is for node-level datasets; set it false for graph-level ones")
+        model_readout = getattr(cfg.model, "readout", "node")
+        if model_readout != "node" and dataset.readout != "none":
+            problems.append(
+                f"model.readout={model_readout} and dataset.readout={dataset.readout} would pool each graph twice; "
+                "keep one (model.readout=node leaves pooling to the graph-level trainer)"
+            )
     else:
         _choice(problems, "dataset.loader", dataset.loader, list(LOADERS))
+        if getattr(cfg.model, "readout", "node") != "node":
+            problems.append(
+                f"model.readout={cfg.model.readout} pools per graph; dataset '{dataset.name}' is node-level: "
+                "use model.readout=node"
+            )
     if dataset.dev_size < 1:
         problems.append(f"dataset.dev_size must be >= 1, got {dataset.dev_size}")
     if dataset.loader == "syn_cora":  # homophily=null is reported by the loader with the valid levels

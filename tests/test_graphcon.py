@@ -236,6 +236,11 @@ def test_the_same_system_under_rk4_is_the_continuous_limit(ring):
         (["model.residual=v2", "model.coupling=gat"], "model.residual 'v2' uses the GCN weight"),
         (["model.step_dropout=0.3", "solver=rk4"], "model.step_dropout > 0 runs between steps of symplectic_euler"),
         (["model.layers=0"], "model.layers must be > 0, got 0"),
+        (
+            ["dataset=zinc", "model.readout=sum"],
+            "model.readout=sum and dataset.readout=sum would pool each graph twice",
+        ),
+        (["dataset=cora", "model.readout=mean"], "model.readout=mean pools per graph; dataset 'cora' is node-level"),
     ],
 )
 def test_bad_options_are_one_line_errors(overrides, message):
