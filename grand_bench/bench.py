@@ -212,6 +212,13 @@ NUMBER_FORMATS = {
 }
 
 
+def formatted(record: dict) -> dict[str, str]:
+    """The record's numbers as the tables print them ("-" where absent)."""
+    return {
+        key: format(record[key], fmt) if record.get(key) is not None else "-" for key, fmt in NUMBER_FORMATS.items()
+    }
+
+
 def oldest_first(records: list[dict]) -> list[dict]:
     """Records by measurement time (a stable sort: same-second records keep their file order)."""
     return sorted(records, key=lambda r: str(r.get("timestamp", "")))
@@ -232,7 +239,7 @@ def markdown_table(records: list[dict]) -> str:
         if r.get("status") != "ok":
             rows.append(f"| {name} | failed: {r.get('error', '?')} ||||||||||")
             continue
-        nums = {key: format(r[key], fmt) if key in r else "-" for key, fmt in NUMBER_FORMATS.items()}
+        nums = formatted(r)
         rows.append(
             f"| {name} | {nums['epoch_seconds']} | {nums['inference_seconds']} | "
             f"{r['nfe_forward']:.0f}/{r['nfe_backward']:.0f}/{r['nfe_eval']:.0f} | "
@@ -258,7 +265,7 @@ def history_table(records: list[dict]) -> str:
         for r in measured:
             git = r.get("git") or {}
             commit = str(git.get("commit", "?"))[:7] + ("+" if git.get("dirty") else "")
-            nums = {key: format(r[key], fmt) if r.get(key) is not None else "-" for key, fmt in NUMBER_FORMATS.items()}
+            nums = formatted(r)
             rows.append(
                 f"| {name} | {str(r.get('timestamp', '?'))[:16]} | {commit} | {nums['epoch_seconds']} | "
                 f"{nums['seconds_per_evaluation']} | {nums['overhead_ratio']} | "

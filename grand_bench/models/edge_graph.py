@@ -17,6 +17,8 @@ from torch_geometric.data import Data
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_remaining_self_loops, to_torch_csr_tensor
 
+from .graph import product_index_dtype
+
 
 class EdgeGraph:
     """``edge_index`` [2, E] on ``num_nodes`` nodes; ``batch`` [N] and ``num_graphs`` for a mini-batch."""
@@ -72,9 +74,10 @@ def propagation_matrix(index: Tensor, weight: Tensor, num_nodes: int) -> Tensor:
 
 def int32_indices(csr: Tensor) -> Tensor:
     """The same CSR matrix with 32-bit indices (unchanged if it has too many entries for them)."""
-    if csr._nnz() >= 2**31 - 1 or max(csr.shape) >= 2**31 - 1:
+    dtype = product_index_dtype(max(csr._nnz(), *csr.shape))
+    if dtype != torch.int32:
         return csr
-    crow, col = csr.crow_indices().to(torch.int32), csr.col_indices().to(torch.int32)
+    crow, col = csr.crow_indices().to(dtype), csr.col_indices().to(dtype)
     return torch.sparse_csr_tensor(crow, col, csr.values(), csr.shape, check_invariants=False)
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from ..errors import ConfigError, unknown_choice
 from ..provenance import PROJECT_ROOT
-from ..run_key import run_key
+from ..run_key import finished_runs
 from .reference import published
 from .store import summarise
 
@@ -294,11 +294,7 @@ class Cell:
 def one_per_run(records: list[dict]) -> list[dict]:
     """The latest record of each run (run key): one run recorded under two of the table's tags (e.g. the
     same GCN on Texas for GraphCON Table 2 and GRAFF Table 1) counts once."""
-    latest: dict[str, dict] = {}
-    for record in records:
-        config = record.get("config")
-        latest[run_key(config) if isinstance(config, dict) else str(id(record))] = record
-    return list(latest.values())
+    return list(finished_runs(records).values())
 
 
 def aggregate(spec: TableSpec, records: list[dict], reference: list[dict[str, str]] | None = None) -> list[list[Cell]]:

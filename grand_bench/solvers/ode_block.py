@@ -28,11 +28,10 @@ from torchdiffeq import odeint, odeint_adjoint
 from ..config import SolverCfg
 from ..errors import ConfigError, MaxNFEExceeded, SolverError, unknown_choice
 from .rk_backprop import solve_with_reverse_pass
-from .runge_kutta import ADAPTIVE_RK, FIXED_RK, integrate_adaptive, integrate_fixed
+from .runge_kutta import NATIVE_RK, integrate_native
 from .schemes import SCHEMES
 
 BACKENDS = ("native", "torchdiffeq")
-NATIVE_RK = FIXED_RK + ADAPTIVE_RK
 
 NOT_CONVERGED = "Functional iteration did not converge"  # torchdiffeq fixed_adams.py's warning
 
@@ -214,11 +213,11 @@ class ODEBlock(nn.Module):
                 elif self.cfg.adjoint and self.training:
                     out = self._adjoint_solve(x0, t)
                 elif self._reverse_pass(x0):
-                    out = solve_with_reverse_pass(self, self.cfg.method, x0, t)
-                elif self.cfg.backend == "native" and self.cfg.method in FIXED_RK:
-                    out = integrate_fixed(self.counted, self.cfg.method, x0, t, self.cfg.step_size)
-                elif self.cfg.backend == "native" and self.cfg.method in ADAPTIVE_RK:
-                    out = integrate_adaptive(self.counted, self.cfg.method, x0, t, self.rtol, self.atol)
+                    out = solve_with_reverse_pass(self, x0, t)
+                elif self.cfg.backend == "native" and self.cfg.method in NATIVE_RK:
+                    out = integrate_native(
+                        self.counted, self.cfg.method, x0, t, self.cfg.step_size, self.rtol, self.atol
+                    )
                 else:
                     out = odeint(
                         self.counted,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .runge_kutta import FIXED_RK, TABLEAUX, integrate_adaptive, integrate_fixed
+from .runge_kutta import TABLEAUX, integrate_native
 
 
 class Recorder:
@@ -36,6 +36,7 @@ class Recorder:
         self.func = func
         self.records: dict[int, tuple[Tensor, Tensor]] = {}  # id(detached rate) -> (input, rate)
         self.steps: list[tuple[float, list[Tensor]]] = []  # accepted steps: (h, their stages' rates)
+        self.reached = [0]  # output i is the state after reached[i] accepted steps (output 0: y0)
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         y_in = y.detach().requires_grad_()
@@ -48,6 +49,9 @@ class Recorder:
     def accept(self, h: float, stages: list[Tensor]) -> None:
         self.steps.append((h, stages))
 
+    def output(self) -> None:
+        self.reached.append(len(self.steps))
+
     def release_rejected(self) -> None:
         """Drop the graphs of evaluations no accepted step uses (rejected adaptive steps, the initial-step probe)."""
         used = {id(k) for _, stages in self.steps for k in stages}
@@ -58,19 +62,22 @@ class _RKSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec: dict, y0: Tensor, *inputs: Tensor) -> Tensor:
         block, closures = spec["block"], spec["closures"]
-        func = block.counted
+        func, cfg = block.counted, block.cfg
         originals = {name: getattr(func.func, name) for name in closures}
         leaves = [x.detach().requires_grad_(x.requires_grad) for x in inputs[: len(closures)]]
         for name, leaf in zip(closures, leaves, strict=True):
             setattr(func.func, name, leaf)
         recorder = Recorder(func)
         try:
-            out = spec["integrate"](recorder, y0.detach())
+            out = integrate_native(
+                recorder, cfg.method, y0.detach(), spec["times"], cfg.step_size, block.rtol, block.atol,
+                recorder.accept, recorder.output,
+            )  # fmt: skip
         finally:
             for name, value in originals.items():
                 setattr(func.func, name, value)
         recorder.release_rejected()
-        ctx.recorder, ctx.tableau, ctx.outputs = recorder, spec["tableau"], spec["output_steps"](recorder)
+        ctx.recorder, ctx.tableau = recorder, TABLEAUX[cfg.method]
         ctx.leaves = [*leaves, *inputs[len(closures) :]]
         return out
 
@@ -80,7 +87,7 @@ class _RKSolve(torch.autograd.Function):
         leaves = ctx.leaves
         wanted = [i for i, leaf in enumerate(leaves) if leaf.requires_grad]
         leaf_grads: list[Tensor | None] = [None] * len(leaves)
-        reached = ctx.outputs  # output i is the state after reached[i] accepted steps
+        reached = recorder.reached
         lam = grad_out[-1].clone()
         out_index = len(reached) - 2
         while out_index >= 0 and reached[out_index] == len(recorder.steps):  # repeated final times
@@ -116,26 +123,12 @@ class _RKSolve(torch.autograd.Function):
         return (None, lam, *leaf_grads)
 
 
-def solve_with_reverse_pass(block, method: str, y0: Tensor, times: Tensor) -> Tensor:
-    """The native RK solve of ``block`` (an ODEBlock) from y0 over ``times``, differentiable through
-    ``_RKSolve``'s reverse pass with respect to y0, the function's closures and its parameters."""
+def solve_with_reverse_pass(block, y0: Tensor, times: Tensor) -> Tensor:
+    """The native RK solve of ``block`` (an ODEBlock, its method and tolerances) from y0 over ``times``,
+    differentiable through ``_RKSolve``'s reverse pass with respect to y0, the function's closures and its
+    parameters."""
     func = block.func
     closures = list(func.closures())
     params = [p for p in func.parameters() if p.requires_grad]
-    steps_at_output: list[int] = []
-
-    def integrate(recorder: Recorder, start: Tensor) -> Tensor:
-        on_output = lambda: steps_at_output.append(len(recorder.steps))  # noqa: E731
-        if method in FIXED_RK:
-            return integrate_fixed(recorder, method, start, times, block.cfg.step_size, recorder.accept, on_output)
-        return integrate_adaptive(recorder, method, start, times, block.rtol, block.atol, recorder.accept, on_output)
-
-    spec = {
-        "block": block,
-        "closures": closures,
-        "integrate": integrate,
-        "tableau": TABLEAUX[method],
-        # output 0 is y0 itself; output i >= 1 is reached after steps_at_output[i - 1] accepted steps
-        "output_steps": lambda recorder: [0, *steps_at_output],
-    }
+    spec = {"block": block, "closures": closures, "times": times}
     return _RKSolve.apply(spec, y0, *(getattr(func, name) for name in closures), *params)

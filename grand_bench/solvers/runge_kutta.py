@@ -84,6 +84,7 @@ TABLEAUX: dict[str, Tableau] = {
 }
 FIXED_RK = ("euler", "midpoint", "rk4")
 ADAPTIVE_RK = ("dopri5", "bosh3", "adaptive_heun")
+NATIVE_RK = FIXED_RK + ADAPTIVE_RK
 
 SAFETY, IFACTOR, DFACTOR = 0.9, 10.0, 0.2  # torchdiffeq's step-size controller constants
 
@@ -218,3 +219,20 @@ def integrate_adaptive(
         out.append(y)
         on_output()
     return torch.stack(out)
+
+
+def integrate_native(
+    func: RHS,
+    method: str,
+    y0: Tensor,
+    times: Tensor,
+    step_size: float | None,
+    rtol: float,
+    atol: float,
+    on_step: OnStep = _ignore,
+    on_output: Callable[[], None] = _ignore,
+) -> Tensor:
+    """``integrate_fixed`` for a fixed-step ``method`` (with ``step_size``), else ``integrate_adaptive``."""
+    if method in FIXED_RK:
+        return integrate_fixed(func, method, y0, times, step_size, on_step, on_output)
+    return integrate_adaptive(func, method, y0, times, rtol, atol, on_step, on_output)
