@@ -139,14 +139,25 @@ def solve_and_floor(model, x: torch.Tensor, graph, repeats: int, device: torch.d
     solve = median_time(lambda: ode(x0, graph), solves, device)
     state = ode.initial_state(x0)
     prepare = median_time(lambda: ode.func.prepare(state, graph), solves, device)
-    per_evaluation = []
+    ode.func.prepare(state, graph)
+    kernels = ode.func.floor_kernels(state)
+    # Rounds of (one solve's evaluations, then the floor), so that both halves of each ratio see the same
+    # machine state: the median of the paired ratios is far steadier than a ratio of two separate medians
+    # on a shared, frequency-scaled CPU.
+    per_evaluation, floors, ratios = [], [], []
+    rounds = max(repeats // 5, 5)
     ode.counted.timing = True
     try:
-        for _ in range(solves):
+        for _ in range(rounds):
             ode.counted.seconds = 0.0
             ode.reset_nfe("evaluation")
             ode(x0, graph)
             per_evaluation.append(ode.counted.seconds / max(ode.nfe, 1))
+            if kernels is not None:
+                ode.counted.timing = False
+                floors.append(median_time(kernels, 5, device))
+                ratios.append(per_evaluation[-1] / floors[-1])
+                ode.counted.timing = True
     finally:
         ode.counted.timing = False
     out = {
@@ -155,13 +166,10 @@ def solve_and_floor(model, x: torch.Tensor, graph, repeats: int, device: torch.d
         "seconds_per_evaluation": statistics.median(per_evaluation),
         "solve_seconds_per_evaluation": max(solve - prepare, 0.0) / nfe,
     }
-    ode.func.prepare(state, graph)
-    kernels = ode.func.floor_kernels(state)
     if kernels is not None:
-        floor = median_time(kernels, repeats, device)
-        out["floor_seconds"] = floor
-        out["overhead_ratio"] = out["seconds_per_evaluation"] / floor
-        out["solve_overhead_ratio"] = out["solve_seconds_per_evaluation"] / floor
+        out["floor_seconds"] = statistics.median(floors)
+        out["overhead_ratio"] = statistics.median(ratios)
+        out["solve_overhead_ratio"] = out["solve_seconds_per_evaluation"] / out["floor_seconds"]
     return out
 
 

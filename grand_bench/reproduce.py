@@ -15,19 +15,16 @@ or data cannot be prepared is reported and skipped.
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import CONF_DIR
-from .config import register_configs
 from .errors import ConfigError, unknown_choice
 from .report import read_records
+from .report.presets import cell_command, compose_config, repeat_variants
 from .report.store import record_path
-from .report.tables import Column, Row, TableSpec, cell_overrides, implemented, load_spec
+from .report.tables import Column, Row, TableSpec, implemented, load_spec
 from .run import absolute, run, run_configs
 from .run_key import run_key
 from .validate import validate
@@ -44,23 +41,6 @@ ENVIRONMENT_KEYS = (
     "train.checkpoint_every",
     "logger",
 )
-
-
-def hydra_value(value) -> str:
-    """A Python value as a Hydra command-line value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(hydra_value(v) for v in value) + "]"
-    return str(value)
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose("config", overrides=overrides)
 
 
 @dataclass
@@ -87,14 +67,6 @@ class PlannedCell:
         return sum(r.state == state for r in self.runs)
 
 
-def cell_command(spec: TableSpec, row: Row, col: Column, extra: list[str]) -> list[str]:
-    preset = row.preset or spec.preset
-    overrides = [f"model={row.model}", f"dataset={col.dataset}"]
-    overrides += [f"experiment={preset}"] if preset else []
-    overrides += [f"{k}={hydra_value(v)}" for k, v in cell_overrides(spec, row, col).items()]
-    return [*overrides, f"tag={spec.tags[0]}", "train.progress=false", *extra]
-
-
 def stored_runs(cfg: DictConfig) -> dict[str, set]:
     """Run key -> the tags it is recorded under, in the store file of the config's (model, dataset)."""
     path = record_path(absolute(cfg.results_dir), cfg.model.name, cfg.dataset.name)
@@ -113,11 +85,9 @@ def ordered_runs(cfg: DictConfig) -> list[tuple[int, int, DictConfig]]:
 
 def plan_cell(spec: TableSpec, row: Row, col: Column, extra: list[str], limit: int | None) -> PlannedCell:
     cell = PlannedCell(row, col, cell_command(spec, row, col, extra))
-    repeat_keys = list(spec.repeat)
     try:
         ordered = []
-        for v, values in enumerate(itertools.product(*spec.repeat.values())):
-            variant = [f"{k}={hydra_value(x)}" for k, x in zip(repeat_keys, values, strict=True)]
+        for v, variant in enumerate(repeat_variants(spec)):
             cfg = compose_config(cell.overrides + variant)
             validate(cfg)
             cell.variants.append((variant, cfg))
@@ -286,8 +256,9 @@ def main(argv: list[str]) -> int:
     changed = protocol_overrides(args["extra"])
     if changed and not any(o.startswith("results_dir=") for o in args["extra"]):
         print(
-            f"note: {' '.join(changed)} change(s) the protocol, yet the records carry tag {spec.tags[0]!r} and count "
-            "in its table; pass results_dir=... to keep trial runs out of the store",
+            f"note: {' '.join(changed)} change(s) the protocol: make tables will not count these runs in "
+            f"{spec.name} (it counts runs of the preset as it stands) but lists them apart; pass results_dir=... to "
+            "keep trial runs out of the store",
             flush=True,
         )
     if args["dry_run"]:

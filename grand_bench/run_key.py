@@ -49,27 +49,40 @@ ADDED_WITH_DEFAULT = {
     "model.source": False,  # GraphCON: the paper's system, as before the option existed
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
+# What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.
+RUN_OF_SETTING = ("seed", "split.index", "device")
 
 
-def run_identity(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved config of one run (a DictConfig, or a record's ``config`` dict) without ``VOLATILE`` keys."""
+def run_identity(cfg: DictConfig | Mapping[str, Any], leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The resolved config of one run (a DictConfig, or a record's ``config`` dict) without ``VOLATILE`` keys
+    (and without the dotted keys ``leave_out``)."""
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
-    for dotted in (*VOLATILE, *ADDED_WITH_DEFAULT):
+    for dotted in (*VOLATILE, *leave_out, *ADDED_WITH_DEFAULT):
         *parents, leaf = dotted.split(".")
         node = plain
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
         if not isinstance(node, dict) or leaf not in node:
             continue
-        if dotted in VOLATILE or node[leaf] == ADDED_WITH_DEFAULT[dotted]:
+        if dotted not in ADDED_WITH_DEFAULT or node[leaf] == ADDED_WITH_DEFAULT[dotted]:
             node.pop(leaf)
     return _json_safe(plain)
 
 
+def _hash(identity: dict[str, Any]) -> str:
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
 def run_key(cfg: DictConfig | Mapping[str, Any]) -> str:
     """A 16-hex-digit key naming one run: sha256 of its identity as canonical JSON (sorted keys)."""
-    text = json.dumps(run_identity(cfg), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+    return _hash(run_identity(cfg))
+
+
+def setting_key(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """The key of a run's setting: its run key without the seed, the split index and the device. The runs a
+    table cell pools (its preset's seeds x splits, on any device) share one setting key."""
+    return _hash(run_identity(cfg, leave_out=RUN_OF_SETTING))
 
 
 def finished_runs(records: str | Path | Iterable[dict]) -> dict[str, dict]:

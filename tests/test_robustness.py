@@ -23,7 +23,7 @@ from grand_bench.data.integrity import DIGEST_CACHE, PROCESSED_RECORD, known_che
 from grand_bench.errors import ConfigError
 from grand_bench.report import append_record, read_records
 from grand_bench.run import run, run_configs
-from grand_bench.run_key import finished_runs, run_key
+from grand_bench.run_key import finished_runs, run_key, setting_key
 from grand_bench.training.checkpoint import Checkpointer, CheckpointError, load_state, save_state
 
 from .conftest import compose_cfg
@@ -327,6 +327,15 @@ def test_run_key_ignores_where_files_go_and_names_what_changes_numbers():
     assert run_key(cfg) == run_key(moved) == run_key(json.loads(json.dumps(dict(_plain(cfg)))))
     for change in ("seed=1", "optim.lr=0.02", "train.epochs=4", "solver.step_size=0.5", "split.index=3"):
         assert run_key(compose_cfg([*FAST, change])) != run_key(cfg), change
+
+
+def test_runs_of_one_setting_share_its_setting_key_and_other_settings_do_not():
+    cfg = compose_cfg(FAST)
+    for same in ("seed=1", "split.index=3", "device=cuda", "tag=x"):
+        other = compose_cfg([*FAST, same])
+        assert setting_key(other) == setting_key(cfg), same
+    for change in ("optim.lr=0.02", "train.epochs=4", "solver.step_size=0.5"):
+        assert setting_key(compose_cfg([*FAST, change])) != setting_key(cfg), change
 
 
 def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_default():

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .store import summarise  # noqa: E402
-from .tables import METRIC_LABEL, SPEC_DIR, Cell, Row, TableSpec, aggregate, cell_overrides, load_spec  # noqa: E402
+from .tables import METRIC_LABEL, SPEC_DIR, Cell, Column, Row, TableSpec, aggregate, cell_overrides, load_spec  # noqa: E402
 
 # Written without the library version (PNG "Software" text), so the bytes do not change with matplotlib's.
 PNG_METADATA = {"Software": None}
@@ -171,15 +171,22 @@ FIGURES = (
 
 
 def make_figures(
-    records: list[dict], out_dir: str | Path, spec_dir: Path = SPEC_DIR, figures: tuple[Figure, ...] = FIGURES
+    records: list[dict],
+    out_dir: str | Path,
+    spec_dir: Path = SPEC_DIR,
+    figures: tuple[Figure, ...] = FIGURES,
+    settings: Callable[[TableSpec, Row, Column], frozenset[str] | None] | None = None,
 ) -> tuple[list[Path], list[str]]:
-    """Draw every figure that has records; (files written, one-line notes for those skipped). Also an index."""
+    """Draw every figure that has records; (files written, one-line notes for those skipped). Also an index.
+    ``settings``: which records count for a cell, as in ``tables.write_tables`` (default: today's presets)."""
+    if settings is None:
+        from .presets import cell_settings as settings
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, notes, index = [], [], []
     for figure in figures:
         spec = load_spec(figure.spec, spec_dir)
-        grid = aggregate(spec, records)
+        grid = aggregate(spec, records, settings=settings)
         runs = sum(c.n for line in grid for c in line)
         if figure.draw is dirichlet_energy:
             runs = sum(len(_energies(c)) for line in grid for c in line)

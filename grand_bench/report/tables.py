@@ -5,7 +5,8 @@ our model and dataset names and says which records count. The paper's values com
 ``reference/published_results.csv``, looked up by the paper's own row and column names. A cell pools the run
 records that match it: ours = mean ± population std (ddof 0, as the papers report) of the test score at the
 best validation epoch over the ``ok`` runs, in the paper's unit; Δ = ours − paper; the cell is *within* when
-|Δ| ≤ max(paper's std, the table's tolerance).
+|Δ| ≤ max(paper's std, the table's tolerance). ``make tables`` counts a record only when it is a run of the
+cell's preset as it composes today (``report/presets.py``); records of earlier presets are listed apart.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import io
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import yaml
 
 from ..errors import ConfigError, unknown_choice
 from ..provenance import PROJECT_ROOT
-from ..run_key import finished_runs
+from ..run_key import finished_runs, setting_key
 from .reference import published
 from .store import summarise
 
@@ -246,9 +248,14 @@ def same_value(a: Any, b: Any) -> bool:
     return a == b
 
 
+def any_setting(spec: TableSpec, row: Row, col: Column) -> None:
+    """Settings for ``aggregate`` that accept every record matching the cell's overrides (fixture stores)."""
+    return None
+
+
 def matches(record: dict, spec: TableSpec, row: Row, col: Column) -> bool:
-    """Whether a run record counts for the cell (row, col): our model and dataset, one of the table's tags,
-    the cell's split and metric, and the value of every override of the cell in the record's config."""
+    """Whether a run record is of the cell (row, col): our model and dataset, one of the table's tags, the
+    cell's split and metric, and the value of every override of the cell in the record's config."""
     if row.model is None or col.dataset is None:
         return False
     if (record.get("model"), record.get("dataset")) != (row.model, col.dataset):
@@ -297,8 +304,14 @@ def one_per_run(records: list[dict]) -> list[dict]:
     return list(finished_runs(records).values())
 
 
-def aggregate(spec: TableSpec, records: list[dict], reference: list[dict[str, str]] | None = None) -> list[list[Cell]]:
-    """One Cell per (row, column) of the spec, rows outer."""
+def aggregate(
+    spec: TableSpec,
+    records: list[dict],
+    reference: list[dict[str, str]] | None = None,
+    settings: Callable[[TableSpec, Row, Column], frozenset[str] | None] = any_setting,
+) -> list[list[Cell]]:
+    """One Cell per (row, column) of the spec, rows outer. ``settings(spec, row, col)``: the setting keys whose
+    records count for the cell (None: any record matching the cell's overrides)."""
     paper = paper_values(spec, reference)
     grid = []
     for row in spec.rows:
@@ -318,7 +331,11 @@ def aggregate(spec: TableSpec, records: list[dict], reference: list[dict[str, st
                 cell.paper_parts = (ref["mean"], ref["std"])
                 decimals = max(decimals, _decimals(ref["mean"]))
             cell.decimals = decimals
-            cell.records = one_per_run([r for r in records if matches(r, spec, row, col)])
+            candidates = [r for r in records if matches(r, spec, row, col)]
+            if candidates:  # composing the cell's preset takes time: only for cells with records
+                allowed = settings(spec, row, col)
+                candidates = [r for r in candidates if allowed is None or setting_key(r.get("config") or {}) in allowed]
+            cell.records = one_per_run(candidates)
             ok = [r for r in cell.records if r.get("status") == "ok"]
             cell.failed = len(cell.records) - len(ok)
             mean, std, n = summarise(
@@ -566,12 +583,16 @@ def write_tables(
     names: list[str] | None = None,
     source: str = "results/runs",
     spec_dir: Path = SPEC_DIR,
+    settings: Callable[[TableSpec, Row, Column], frozenset[str] | None] | None = None,
 ) -> list[Path]:
     """results/tables/<name>.{md,tex,csv} for every spec, and the index README.md; the paths written.
 
     ``source`` is how the index names where the records came from (kept relative, so the output is the same
-    byte for byte on every machine).
+    byte for byte on every machine). ``settings``: see ``aggregate``; default: the cells' presets as they
+    compose today (``presets.cell_settings``).
     """
+    if settings is None:
+        from .presets import cell_settings as settings  # presets imports this module
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -579,7 +600,7 @@ def write_tables(
     counted: set[int] = set()
     for name in names or spec_names(spec_dir):
         spec = load_spec(name, spec_dir)
-        grid = aggregate(spec, records)
+        grid = aggregate(spec, records, settings=settings)
         for line in grid:
             for cell in line:
                 counted.update(id(r) for r in cell.records)
@@ -628,7 +649,8 @@ def index_markdown(rows: list[tuple[TableSpec, dict]], uncounted: list[dict], so
         lines.append("None.")
     else:
         lines += [
-            "Runs in the store that match no cell (another tag, split or setting); they are not in any table above.",
+            "Runs in the store that match no cell (another tag, split or setting, or a setting the cell's preset "
+            "has since changed); they are not in any table above.",
             "",
             "| tag | model | dataset | split | runs |",
             "|---|---|---|---|---|",
