@@ -54,6 +54,7 @@ SPEC_KEYS = {
     "tolerance": False,
     "overrides": False,
     "repeat": False,
+    "cell_notes": False,
 }
 COLUMN_KEYS = ("name", "dataset", "vars", "overrides", "note")
 ROW_KEYS = ("name", "model", "preset", "overrides", "note")
@@ -95,6 +96,12 @@ class TableSpec:
     tolerance: float = 1.0
     overrides: dict[str, Any] = field(default_factory=dict)
     repeat: dict[str, list] = field(default_factory=dict)
+    cell_notes: dict[str, str] = field(default_factory=dict)  # "<row> / <column>" -> what is known of the cell
+
+    def known(self, row: Row, col: Column) -> str:
+        """What is known about a cell's gap to the paper: its own note, then its row's and its column's."""
+        notes = (self.cell_notes.get(f"{row.name} / {col.name}", ""), row.note, col.note)
+        return " ".join(n.strip() for n in notes if n and n.strip())
 
     @property
     def scale(self) -> float:
@@ -141,7 +148,12 @@ def load_spec(name: str, spec_dir: Path = SPEC_DIR) -> TableSpec:
         tolerance=float(raw.get("tolerance", 1.0)),
         overrides=dict(raw.get("overrides") or {}),
         repeat={k: list(v) for k, v in (raw.get("repeat") or {}).items()},
+        cell_notes={str(k): str(v) for k, v in (raw.get("cell_notes") or {}).items()},
     )
+    cells = {f"{r.name} / {c.name}" for r in rows for c in columns}
+    for key in spec.cell_notes:
+        if key not in cells:
+            raise ConfigError(f"{where}: cell_notes key {key!r} is not '<row> / <column>' of this table")
     _check_distinct(spec, where)
     for row in rows:
         for col in columns:
@@ -597,6 +609,7 @@ def write_tables(
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     index_rows: list[tuple[TableSpec, dict]] = []
+    outside: list[tuple[TableSpec, Cell]] = []
     counted: set[int] = set()
     for name in names or spec_names(spec_dir):
         spec = load_spec(name, spec_dir)
@@ -604,6 +617,8 @@ def write_tables(
         for line in grid:
             for cell in line:
                 counted.update(id(r) for r in cell.records)
+                if cell.within is False:
+                    outside.append((spec, cell))
         for suffix, text in (
             ("md", to_markdown(spec, grid)),
             ("tex", to_latex(spec, grid)),
@@ -615,12 +630,17 @@ def write_tables(
         index_rows.append((spec, summary(grid)))
     uncounted = [r for r in records if id(r) not in counted]
     index = out / "README.md"
-    index.write_text(index_markdown(index_rows, uncounted, source), encoding="utf-8")
+    index.write_text(index_markdown(index_rows, uncounted, source, outside), encoding="utf-8")
     written.append(index)
     return written
 
 
-def index_markdown(rows: list[tuple[TableSpec, dict]], uncounted: list[dict], source: str) -> str:
+def index_markdown(
+    rows: list[tuple[TableSpec, dict]],
+    uncounted: list[dict],
+    source: str,
+    outside: list[tuple[TableSpec, Cell]] = (),
+) -> str:
     lines = [
         "# Reproduced tables",
         "",
@@ -644,6 +664,24 @@ def index_markdown(rows: list[tuple[TableSpec, dict]], uncounted: list[dict], so
         within += s["within"]
     share = f" ({100 * within / compared:.0f} %)" if compared else ""
     lines += ["", f"Cells compared with a paper: {compared}; within the paper's tolerance: {within}{share}.", ""]
+    lines += ["## Cells outside the paper's tolerance", ""]
+    if not outside:
+        lines += ["None.", ""]
+    else:
+        lines += [
+            "What is known comes from the table's spec (`cell_notes`, the row's and the column's `note`).",
+            "",
+            "| table | row | column | ours [n] | paper | Δ | what is known |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for spec, cell in outside:
+            delta = f"{_num(cell.delta, cell.decimals + 1, sign=True)} {_mark(cell)}"
+            known = spec.known(cell.row, cell.column) or "not investigated yet"
+            lines.append(
+                f"| [{spec.name}]({spec.name}.md) | {cell.row.name} | {cell.column.name} | {_ours(cell)} [{cell.n}] | "
+                f"{cell.paper_text} | {delta} | {known.replace('|', '/')} |"
+            )
+        lines.append("")
     lines += ["## Records no table counts", ""]
     if not uncounted:
         lines.append("None.")
