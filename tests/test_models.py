@@ -176,3 +176,25 @@ def test_edge_dot_matches_gathered_dot_products_and_gradients(ring):
     k = torch.randn(ring.num_nodes, 2, 3, dtype=torch.double, requires_grad=True)
     torch.testing.assert_close(graph.edge_dot(q, k), (q[graph.dst] * k[graph.src]).sum(-1))
     assert torch.autograd.gradcheck(lambda a, b: graph.edge_dot(a, b), (q, k))
+
+
+def test_input_dropout_on_sparse_features_draws_dense_dropouts_distribution():
+    from grand_bench.models.base import InputDropout, SparseInputEncoder
+
+    torch.manual_seed(0)
+    x = (torch.rand(400, 300) < 0.02).float() * torch.rand(400, 300)  # 2% non-zero, like bag-of-words
+    drop = InputDropout(0.5).train()
+    out = drop(x)
+    assert drop.csr(x) is not None  # the sparse path ran
+    kept = out != 0
+    assert not bool((kept & (x == 0)).any())  # a zero stays zero
+    assert torch.allclose(out[kept], 2.0 * x[kept])  # kept entries scaled by 1 / (1 - p)
+    assert abs(kept.sum().item() / (x != 0).sum().item() - 0.5) < 0.05
+    assert torch.equal(drop.eval()(x), x)
+    dense = torch.rand(50, 20)  # mostly non-zero: plain dropout
+    assert drop.csr(dense) is None
+    grad_x = x.clone().requires_grad_()
+    InputDropout(0.5).train()(grad_x).sum().backward()  # an input that needs gradients gets them
+    assert grad_x.grad is not None
+    encoder = SparseInputEncoder(300, 8, 0.5).eval()
+    assert torch.allclose(encoder(x), encoder.linear(x), atol=1e-5)

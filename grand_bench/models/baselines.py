@@ -52,6 +52,7 @@ from torch_geometric.utils import degree, dropout_edge
 
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
+from .base import InputDropout
 from .edge_graph import EdgeGraph, propagation_matrix
 
 # PyG builds the CSR matrix without invariant checks (the indices come from a valid edge_index) and torch
@@ -179,6 +180,7 @@ class BaselineGNN(nn.Module):
         self.spec = spec = LAYERS[cfg.layer]
         self.dropedge = cfg.dropedge
         self.dropout = nn.Dropout(cfg.dropout)
+        self.input_dropout = InputDropout(cfg.dropout)  # the same dropout on the raw features, sparse-aware
         self.act = ACTIVATIONS[cfg.activation]()
         hidden, n = cfg.hidden_dim, cfg.num_layers
         encode = cfg.encoder or spec.encoder
@@ -218,10 +220,11 @@ class BaselineGNN(nn.Module):
         edges = self.edges(graph) if needs_edges else Edges(graph.edge_index)
         h = x
         if self.encoder is not None:
-            h = self.act(self.encoder(self.dropout(h)))
+            h = self.act(self.encoder(self.input_dropout(h)))
         x0 = h
         for l, (layer, norm, skip) in enumerate(zip(self.layers, self.norms, self.skips, strict=True)):
-            out = self.spec.call(layer, self.dropout(h), x0, edges)
+            dropout = self.input_dropout if l == 0 and self.encoder is None else self.dropout
+            out = self.spec.call(layer, dropout(h), x0, edges)
             if l < self.hidden_layers:
                 out = self.act(norm(out))
             h = h + out if skip else out
