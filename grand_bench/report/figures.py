@@ -19,7 +19,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .store import summarise  # noqa: E402
-from .tables import METRIC_LABEL, SPEC_DIR, Cell, Column, Row, TableSpec, aggregate, cell_overrides, load_spec  # noqa: E402
+from .tables import (  # noqa: E402
+    METRIC_LABEL,
+    SPEC_DIR,
+    Cell,
+    CellSettings,
+    Row,
+    TableSpec,
+    aggregate,
+    cell_overrides,
+    load_spec,
+)
 
 # Written without the library version (PNG "Software" text), so the bytes do not change with matplotlib's.
 PNG_METADATA = {"Software": None}
@@ -175,7 +185,7 @@ def make_figures(
     out_dir: str | Path,
     spec_dir: Path = SPEC_DIR,
     figures: tuple[Figure, ...] = FIGURES,
-    settings: Callable[[TableSpec, Row, Column], frozenset[str] | None] | None = None,
+    settings: CellSettings | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Draw every figure that has records; (files written, one-line notes for those skipped). Also an index.
     ``settings``: which records count for a cell, as in ``tables.write_tables`` (default: today's presets)."""

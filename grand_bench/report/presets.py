@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -20,9 +19,6 @@ from ..cli import CONF_DIR
 from ..config import register_configs
 from ..run_key import setting_key
 from .tables import Column, Row, TableSpec, cell_overrides
-
-# (spec, row, column) -> the setting keys whose records count for the cell
-CellSettings = Callable[[TableSpec, Row, Column], frozenset[str]]
 
 
 def hydra_value(value) -> str:

@@ -108,6 +108,10 @@ class TableSpec:
         return METRIC_SCALE[self.metric]
 
 
+# (spec, row, column) -> the setting keys (run_key.setting_key) whose records count for the cell; None: any
+CellSettings = Callable[[TableSpec, Row, Column], frozenset[str] | None]
+
+
 # ---------------------------------------------------------------------------------------------------- specs
 
 
@@ -320,7 +324,7 @@ def aggregate(
     spec: TableSpec,
     records: list[dict],
     reference: list[dict[str, str]] | None = None,
-    settings: Callable[[TableSpec, Row, Column], frozenset[str] | None] = any_setting,
+    settings: CellSettings = any_setting,
 ) -> list[list[Cell]]:
     """One Cell per (row, column) of the spec, rows outer. ``settings(spec, row, col)``: the setting keys whose
     records count for the cell (None: any record matching the cell's overrides)."""
@@ -595,7 +599,7 @@ def write_tables(
     names: list[str] | None = None,
     source: str = "results/runs",
     spec_dir: Path = SPEC_DIR,
-    settings: Callable[[TableSpec, Row, Column], frozenset[str] | None] | None = None,
+    settings: CellSettings | None = None,
 ) -> list[Path]:
     """results/tables/<name>.{md,tex,csv} for every spec, and the index README.md; the paths written.
 
