@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import provenance
+from .allocator import keep_freed_memory
 from .data import load_graph, make_split
 from .models import family
 from .run import absolute, resolve_device, run_configs
@@ -81,6 +82,7 @@ def load_case_data(cfg: DictConfig, synthetic: dict | None, device: torch.device
 def measure(overrides: list[str], epochs: int, warmup: int, floor_repeats: int, synthetic: dict | None = None) -> dict:
     """Time one case in this process; the record written to results/bench/<device>.jsonl."""
     cfg = compose_run_config(overrides)
+    keep_freed_memory(cfg.keep_freed_memory)  # as train_one does, before the data is built
     device = resolve_device(cfg.device)
     data, split = load_case_data(cfg, synthetic, device)
     model_family = family(cfg.model)

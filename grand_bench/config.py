@@ -321,6 +321,7 @@ class Config:
     checkpoint_dir: str = "checkpoints"  # one folder per unfinished run, removed once the run is recorded
     resume: bool = False  # skip runs already in the store; continue interrupted ones from their checkpoint
     tag: str | None = None  # free label stored in every record (experiment / sweep name)
+    keep_freed_memory: bool = True  # reuse freed memory rather than page-fault big tensors afresh (allocator.py)
 
 
 MODEL_SCHEMAS: dict[str, type] = {

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import provenance
+from .allocator import keep_freed_memory
 from .data import load_graph, make_split
 from .data.graph_level import ERROR_METRICS, is_graph_level, load_graph_dataset
 from .diagnostics import BestModelDiagnostics
@@ -101,6 +102,7 @@ def train_one(
     ``before_fit`` sees the trainer before training starts (a sweep trial restores its checkpoint there).
     """
     provenance.git_commit()  # cached now: the record names the code as it was when the run started
+    keep_freed_memory(cfg.keep_freed_memory)
     if is_graph_level(cfg.dataset):  # `data` is a GraphDataset, trained in mini-batches of graphs
         from .run_graph import train_graph_one  # imports this module
 

@@ -38,6 +38,7 @@ VOLATILE = (
     "tuner",
     "train.progress",
     "train.checkpoint_every",
+    "keep_freed_memory",  # the allocator's policy: speed and RSS, not numbers
     "dataset.build_workers",  # processes building MNIST superpixels once: the graphs do not depend on it
 )
 # Keys added after runs were recorded, with the default that computes what those runs computed: at that

@@ -11,6 +11,7 @@ from grand_bench.config import BaselineModelCfg
 from grand_bench.errors import ConfigError
 from grand_bench.models import FAMILIES, family
 from grand_bench.models.baselines import LAYERS, BaselineGNN, baseline_graph, pseudo_coordinates
+from grand_bench.models.edge_graph import fixed_product, propagation_matrix
 from grand_bench.run import run
 from grand_bench.validate import validate
 
@@ -133,6 +134,46 @@ def test_dropedge_renormalises_gcn_weights_on_the_kept_edges(ring):
     torch.testing.assert_close(edges.weight, expected)
     dense = torch.zeros(ring.num_nodes, ring.num_nodes).index_put_((edges.index[1], edges.index[0]), edges.weight)
     torch.testing.assert_close(edges.adj.to_dense(), dense)  # the CSR matrix the layers multiply by: P[i, j], j -> i
+
+
+def test_fixed_product_gradients_use_the_transpose_on_a_directed_graph():
+    torch.manual_seed(0)
+    index = torch.randint(0, 7, (2, 20))
+    weight = torch.rand(20)
+    a = propagation_matrix(index, weight, 7)
+    dense = a.to_dense()
+    assert not torch.equal(dense, dense.t())
+    x = torch.randn(7, 3, requires_grad=True)
+    bias = torch.randn(3, requires_grad=True)
+    out = fixed_product(a, lambda: propagation_matrix(index, weight, 7, transposed=True), x, bias)
+    expected = dense @ x + bias
+    torch.testing.assert_close(out, expected)
+    upstream = torch.randn(7, 3)
+    grads = torch.autograd.grad(out, (x, bias), upstream)
+    torch.testing.assert_close(grads[0], dense.t() @ upstream)
+    torch.testing.assert_close(grads[1], upstream.sum(0))
+    with torch.no_grad():  # no autograd node: the plain product
+        torch.testing.assert_close(fixed_product(a, None, x), dense @ x)
+
+
+@pytest.mark.parametrize("dropedge", [0.0, 0.5])
+def test_gcn_layer_call_matches_pyg_gcnconv_values_and_gradients(ring, dropedge):
+    """The gcn layers run GCNConv's computation with a cached transposed matrix in the backward: the same
+    outputs and gradients as calling the PyG layer on the same propagation matrix."""
+    graph = baseline_graph(ring)
+    model = build(base_cfg(layer="gcn", dropedge=dropedge, dropout=0.0), ring).train()
+    torch.manual_seed(3)
+    edges = model.edges(graph)
+    layer = model.layers[0]
+    x = ring.x.clone().requires_grad_(True)
+    ours = LAYERS["gcn"].call(layer, x, x, edges)
+    (g_x_ours, g_w_ours, g_b_ours) = torch.autograd.grad(ours.square().sum(), (x, layer.lin.weight, layer.bias))
+    pyg = layer(x, edges.adj)
+    (g_x_pyg, g_w_pyg, g_b_pyg) = torch.autograd.grad(pyg.square().sum(), (x, layer.lin.weight, layer.bias))
+    torch.testing.assert_close(ours, pyg)
+    for a, b in ((g_x_ours, g_x_pyg), (g_w_ours, g_w_pyg), (g_b_ours, g_b_pyg)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(edges.adj_t().to_dense(), edges.adj.to_dense().t())
 
 
 @pytest.mark.parametrize("name", MODELS)

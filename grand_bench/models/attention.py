@@ -13,7 +13,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
 from ..config import AttentionCfg
 from ..errors import unknown_choice
@@ -63,10 +62,7 @@ class EdgeAttention(nn.Module):
             return graph.softmax(s, self.norm)
         # squareplus: a smooth, cheaper positive map (u + sqrt(u^2 + 4)) / 2 of max-shifted scores
         u = s - s.max()
-        positive = (u + torch.sqrt(u**2 + 4)) / 2
-        index = graph.group_index(self.norm)
-        total = scatter(positive, index, dim=0, dim_size=graph.num_nodes, reduce="sum")
-        return positive / (total.index_select(0, index) + 1e-16)
+        return graph.normalise((u + torch.sqrt(u**2 + 4)) / 2, self.norm)
 
     def forward(self, x: Tensor, graph: SparseGraph) -> Tensor:
         """Head-averaged attention, shape [E]."""

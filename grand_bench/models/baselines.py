@@ -29,6 +29,7 @@ across layers; GCN-normalised weights are recomputed on the kept edges, as in th
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from torch_geometric.utils import degree, dropout_edge
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
 from .base import InputDropout
-from .edge_graph import EdgeGraph, propagation_matrix
+from .edge_graph import EdgeGraph, fixed_product, propagation_matrix
 
 # PyG builds the CSR matrix without invariant checks (the indices come from a valid edge_index) and torch
 # warns about it once per process.
@@ -84,12 +85,14 @@ class Edges:
     """The edges one forward pass uses (after DropEdge), and what the layers derive from them.
 
     ``weight`` and ``adj``: D^-1/2 (A + I) D^-1/2 on ``index`` (self-loops added), as COO weights and as
-    the CSR propagation matrix; ``pseudo``: MoNet's pseudo-coordinates of ``index``.
+    the CSR propagation matrix; ``adj_t``: its transpose, built on first call; ``pseudo``: MoNet's
+    pseudo-coordinates of ``index``.
     """
 
     index: Tensor
     weight: Tensor | None = None
     adj: Tensor | None = None
+    adj_t: Callable[[], Tensor] | None = None
     pseudo: Tensor | None = None
 
 
@@ -119,8 +122,10 @@ def _edges(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.index)
 
 
-def _propagation(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
-    return layer(h, e.adj)
+def _gcn(layer: GCNConv, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    """GCNConv(normalize=False)'s own computation, Abar (h W) + b, with the backward's Abar^T built once per
+    graph (``fixed_product``) instead of at every step (tests/test_baselines.py compares it to the layer)."""
+    return fixed_product(e.adj, e.adj_t, layer.lin(h), layer.bias)
 
 
 def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
@@ -153,7 +158,7 @@ class LayerSpec:
 
 LAYERS: dict[str, LayerSpec] = {
     "mlp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only),
-    "gcn": LayerSpec(lambda i, o, cfg, l, last: GCNConv(i, o, normalize=False), _propagation, gcn_norm=True),
+    "gcn": LayerSpec(lambda i, o, cfg, l, last: GCNConv(i, o, normalize=False), _gcn, gcn_norm=True),
     "gat": LayerSpec(_gat, _edges),
     "sage": LayerSpec(lambda i, o, cfg, l, last: SAGEConv(i, o, aggr=cfg.aggr, project=cfg.project), _edges),
     "gin": LayerSpec(_gin, _edges),
@@ -211,9 +216,10 @@ class BaselineGNN(nn.Module):
         n = graph.num_nodes
         if dropped:  # renormalised on the kept edges, as DropEdge does
             index, weight = gcn_norm(index, None, n, add_self_loops=True)
-            return Edges(index, weight, propagation_matrix(index, weight, n))
+            adj_t = functools.cache(lambda: propagation_matrix(index, weight, n, transposed=True))
+            return Edges(index, weight, propagation_matrix(index, weight, n), adj_t)
         index, weight = graph.gcn_normalised()
-        return Edges(index, weight, graph.gcn_matrix())
+        return Edges(index, weight, graph.gcn_matrix(), graph.gcn_matrix_transposed)
 
     def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
         needs_edges = self.spec.call is not _node_only or self.propagation is not None

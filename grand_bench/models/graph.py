@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import scatter, softmax
+from torch_geometric.utils import scatter, segment, softmax
 
 from ..errors import unknown_choice
 
@@ -119,11 +119,22 @@ class SparseGraph:
             return softmax(scores, ptr=self.crow, num_nodes=self.num_nodes)
         return softmax(scores, self.group_index(norm), num_nodes=self.num_nodes)
 
+    def group_total(self, values: Tensor, norm: str = "row") -> Tensor:
+        """Per edge, the sum of ``values`` ([E] or [E, H]) over its group; "row" sums the contiguous segments
+        of ``crow`` instead of scattering."""
+        index = self.group_index(norm)
+        if norm == "row":
+            return segment(values, self.crow, reduce="sum").index_select(0, index)
+        return scatter(values, index, dim=0, dim_size=self.num_nodes, reduce="sum").index_select(0, index)
+
     def normalise(self, values: Tensor, norm: str = "row") -> Tensor:
         """Divide non-negative per-edge values by their group sum."""
-        index = self.group_index(norm)
-        total = scatter(values, index, dim=0, dim_size=self.num_nodes, reduce="sum")
-        return values / (total.index_select(0, index) + 1e-16)
+        return values / (self.group_total(values, norm) + 1e-16)
+
+    def zero_pattern(self, dtype: torch.dtype) -> Tensor:
+        """A's sparsity pattern with zero values: the ``sampled_addmm`` input. The zeros are kept per dtype (not
+        filled at every evaluation); the CSR wrapper is rebuilt, since ``cache`` must stay picklable."""
+        return self.matrix(self.cached(f"zeros_{dtype}", lambda: torch.zeros_like(self.src, dtype=dtype)))
 
     def csr(self, values: Tensor) -> Tensor:
         """A as a torch CSR matrix (see ``_reused``)."""
@@ -206,10 +217,10 @@ class _EdgeDot(torch.autograd.Function):
         ctx.save_for_backward(q, k)
         ctx.graph = graph
         heads = q.size(1)
-        pattern = graph.matrix(q.new_zeros(graph.num_edges))
+        pattern = graph.zero_pattern(q.dtype)
         qh, kh = q.transpose(0, 1).contiguous(), k.transpose(0, 1).contiguous()  # [heads, N, d]
         scores = [torch.sparse.sampled_addmm(pattern, qh[h], kh[h].t(), beta=0.0).values() for h in range(heads)]
-        return torch.stack(scores, dim=-1)
+        return _stack_heads(scores, dim=-1)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -219,14 +230,13 @@ class _EdgeDot(torch.autograd.Function):
         grad = grad.contiguous()
         grad_q = grad_k = None
         if ctx.needs_input_grad[0]:
-            grad_q = torch.stack(
-                [g.matrix(grad[:, h]) @ k[:, h] for h in range(heads)],
-                dim=1,
-            )
+            grad_q = _stack_heads([g.matrix(grad[:, h]) @ k[:, h] for h in range(heads)], dim=1)
         if ctx.needs_input_grad[1]:
             grad_t = grad.index_select(0, g.t_order)
-            grad_k = torch.stack(
-                [g.matrix_transposed(grad_t[:, h]) @ q[:, h] for h in range(heads)],
-                dim=1,
-            )
+            grad_k = _stack_heads([g.matrix_transposed(grad_t[:, h]) @ q[:, h] for h in range(heads)], dim=1)
         return grad_q, grad_k, None
+
+
+def _stack_heads(per_head: list[Tensor], dim: int) -> Tensor:
+    """torch.stack of per-head results, without its copy when there is one head (|E| values per call)."""
+    return per_head[0].unsqueeze(dim) if len(per_head) == 1 else torch.stack(per_head, dim)

@@ -84,10 +84,7 @@ class Coupling(nn.Module):
         """GCNConv(normalize=False) on the cached normalised adjacency, Abar (X W) + b, as one sparse addmm:
         the layer's own weights and result without its message-passing dispatch, which on Cora costs more
         than the product (tests/test_graphcon.py checks it against the layer's forward)."""
-        conv = self.conv
-        if conv.bias is None:
-            return graph.gcn_matrix() @ conv.lin(x)
-        return torch.addmm(conv.bias, graph.gcn_matrix(), conv.lin(x))
+        return graph.gcn_product(self.conv.lin(x), self.conv.bias)
 
     def weight_only(self, x: Tensor) -> Tensor:
         """X W_conv: the GCN layer's linear map without propagation (the heterophilic residuals)."""
