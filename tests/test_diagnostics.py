@@ -9,7 +9,7 @@ from torch import nn
 from torch_geometric.nn import GCNConv
 from torch_geometric.utils import to_undirected
 
-from grand_bench.config import DiagnosticsCfg, EvalCfg, GraffModelCfg, OptimCfg, SolverCfg, TrainCfg
+from grand_bench.config import BaselineModelCfg, DiagnosticsCfg, EvalCfg, GraffModelCfg, OptimCfg, SolverCfg, TrainCfg
 from grand_bench.data import Split
 from grand_bench.diagnostics import (
     BestModelDiagnostics,
@@ -18,6 +18,7 @@ from grand_bench.diagnostics import (
     hidden_states,
     normalised_dirichlet_energy,
 )
+from grand_bench.models.baselines import BaselineGNN, baseline_graph
 from grand_bench.models.graff import build_graff, graff_graph
 from grand_bench.run import run
 from grand_bench.training import Trainer, seed_everything
@@ -103,6 +104,17 @@ def test_discrete_models_report_every_message_passing_layer(ring):
     with torch.no_grad():
         torch.testing.assert_close(states[0], model.convs[0](ring.x, ring.edge_index))
     assert not model.convs[0]._forward_hooks  # hooks removed
+
+
+@pytest.mark.parametrize("layer", ["gcn", "gat", "sage"])
+def test_baseline_models_report_every_layer(ring, layer):
+    """The baselines' GCN layers skip GCNConv's message passing (``FixedGCNConv``) but stay PyG modules."""
+    cfg = OmegaConf.merge(OmegaConf.structured(BaselineModelCfg), {"name": "t", "layer": layer, "num_layers": 4})
+    torch.manual_seed(0)
+    model = BaselineGNN(ring.num_features, 3, cfg)
+    axis, layers, states = hidden_states(model, ring.x, baseline_graph(ring))
+    assert axis == "layer" and layers == [1, 2, 3, 4]
+    assert states[-1].shape == (ring.num_nodes, 3)
 
 
 def test_best_model_diagnostics_measure_the_best_epoch_and_leave_the_final_weights(ring):
