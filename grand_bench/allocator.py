@@ -5,9 +5,10 @@ when it is freed, so every new tensor of that size page-faults all of its pages 
 nodes and 10^7 edges each per-edge tensor is 40 MB and each [N, 16] state 64 MB, and a GRAND-nl training
 step makes hundreds of them: it took 13.4M minor page faults and 30 s; served from the heap, which is
 kept rather than trimmed, 2.1M faults and 20 s (1 thread, ``make bench-scaling``'s case). Peak RSS grows
-about 25% (6.9 -> 8.6 GB there), since freed blocks stay in the process. Graphs whose tensors stay under the
-threshold (Cora, PubMed) are not affected. PyTorch's CPU tuning guide suggests jemalloc or tcmalloc for the
-same reason; this needs no extra library. ``keep_freed_memory=false`` turns it off.
+about 25% (6.9 -> 8.6 GB there), since freed blocks stay in the process. The tensors of Cora- or PubMed-sized
+graphs stay under the threshold, where glibc already reused freed memory. PyTorch's CPU tuning guide
+suggests jemalloc or tcmalloc for the same reason; this needs no extra library. ``keep_freed_memory=false``
+turns it off.
 """
 
 from __future__ import annotations
