@@ -42,7 +42,6 @@ from torch_geometric.nn import (
     ChebConv,
     GATConv,
     GCN2Conv,
-    GCNConv,
     GINConv,
     GMMConv,
     ResGatedGraphConv,
@@ -54,7 +53,7 @@ from torch_geometric.utils import degree, dropout_edge
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
 from .base import InputDropout
-from .edge_graph import EdgeGraph, fixed_product, propagation_matrix
+from .edge_graph import EdgeGraph, FixedGCNConv, propagation_matrix
 
 # PyG builds the CSR matrix without invariant checks (the indices come from a valid edge_index) and torch
 # warns about it once per process.
@@ -120,19 +119,6 @@ def _node_only(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
 
 def _edges(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.index)
-
-
-class FixedGCNConv(GCNConv):
-    """GCNConv(normalize=False) on a given normalised matrix: Abar (h W) + b, the layer's own weights and
-    result, with the backward's Abar^T built once per graph (``fixed_product``) instead of at every step.
-    Still a PyG module, so forward hooks (the Dirichlet diagnostics) see its output; tests/test_baselines.py
-    compares it to GCNConv's forward."""
-
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__(in_dim, out_dim, normalize=False)
-
-    def forward(self, x: Tensor, adj: Tensor, adj_t: Callable[[], Tensor]) -> Tensor:
-        return fixed_product(adj, adj_t, self.lin(x), self.bias)
 
 
 def _gcn(layer: FixedGCNConv, h: Tensor, x0: Tensor, e: Edges) -> Tensor:

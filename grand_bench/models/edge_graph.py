@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.nn import GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_remaining_self_loops, to_torch_csr_tensor
 
@@ -60,10 +61,6 @@ class EdgeGraph:
         """The transpose of ``gcn_matrix()`` as a CSR matrix, built once: the backward's product."""
         return self.cached("gcn_csr_t", lambda: propagation_matrix(*self.gcn_normalised(), self.num_nodes, True))
 
-    def gcn_product(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
-        """D^-1/2 (A + I) D^-1/2 x (+ bias), differentiable in x and bias (``fixed_product``)."""
-        return fixed_product(self.gcn_matrix(), self.gcn_matrix_transposed, x, bias)
-
     def with_self_loops(self) -> Tensor:
         return self.cached("self_loops", lambda: add_remaining_self_loops(self.edge_index, num_nodes=self.num_nodes)[0])
 
@@ -87,8 +84,12 @@ def fixed_product(a: Tensor, a_transposed: Callable[[], Tensor], x: Tensor, bias
     backward. torch's own backward of a CSR product transposes A afresh at every call, which sorts all |E|
     entries: two sorts per training step took 1.7 s of GraphCON-GCN's 4.8 s on a graph of 10^7 edges."""
     if not (torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))):
-        return a @ x if bias is None else torch.addmm(bias, a, x)
+        return _product(a, x, bias)
     return _FixedSpMM.apply(x, bias, a, a_transposed)
+
+
+def _product(a: Tensor, x: Tensor, bias: Tensor | None) -> Tensor:
+    return a @ x if bias is None else torch.addmm(bias, a, x)
 
 
 class _FixedSpMM(torch.autograd.Function):
@@ -96,13 +97,27 @@ class _FixedSpMM(torch.autograd.Function):
     def forward(ctx, x: Tensor, bias: Tensor | None, a: Tensor, a_transposed: Callable[[], Tensor]) -> Tensor:
         ctx.a_transposed = a_transposed
         ctx.bias_shape = bias.shape if bias is not None else None  # a [d] bias is broadcast over the rows
-        return a @ x if bias is None else torch.addmm(bias, a, x)
+        return _product(a, x, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         grad_x = ctx.a_transposed() @ grad if ctx.needs_input_grad[0] else None
         grad_bias = grad.sum_to_size(ctx.bias_shape) if ctx.needs_input_grad[1] else None
         return grad_x, grad_bias, None, None
+
+
+class FixedGCNConv(GCNConv):
+    """GCNConv(normalize=False) on a given normalised matrix: Abar (h W) + b, the layer's own weights and
+    result without its message-passing dispatch, and with the backward's Abar^T built once per graph
+    (``fixed_product``) instead of at every step. Still a PyG module, so forward hooks (the Dirichlet
+    diagnostics) see its output. Used by the GCN baselines and GraphCON-GCN's coupling; tests compare it
+    to GCNConv's own forward."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(in_dim, out_dim, normalize=False)
+
+    def forward(self, x: Tensor, adj: Tensor, adj_t: Callable[[], Tensor]) -> Tensor:
+        return fixed_product(adj, adj_t, self.lin(x), self.bias)
 
 
 def int32_indices(csr: Tensor) -> Tensor:

@@ -38,14 +38,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.nn import GATConv, GCNConv, GINConv, ResGatedGraphConv, TransformerConv
+from torch_geometric.nn import GATConv, GINConv, ResGatedGraphConv, TransformerConv
 
 from ..config import GraphconModelCfg, SolverCfg
 from ..errors import unknown_choice
 from ..solvers import GraphODEFunc, ODEBlock
 from ..solvers.imex import split_state
 from .base import ACTIVATIONS, READOUTS, ContinuousGNN, activation, solver_with_step
-from .edge_graph import EdgeGraph
+from .edge_graph import EdgeGraph, FixedGCNConv
 
 COUPLINGS = ("gcn", "gat", "transformer", "gin", "gatedgcn")
 RESIDUALS = ("none", "linear", "v1", "v2")
@@ -60,7 +60,7 @@ class Coupling(nn.Module):
         super().__init__()
         self.kind = kind
         if kind == "gcn":
-            self.conv = GCNConv(dim, dim, normalize=False)  # the normalisation is cached on the graph
+            self.conv = FixedGCNConv(dim, dim)  # the normalised matrix (and its transpose) cached on the graph
         elif kind == "gat":
             self.conv = GATConv(dim, dim, heads=heads, concat=False, add_self_loops=False)  # loops cached
         elif kind == "transformer":
@@ -81,10 +81,10 @@ class Coupling(nn.Module):
         return self.conv(x, graph.edge_index)
 
     def gcn(self, x: Tensor, graph: EdgeGraph) -> Tensor:
-        """GCNConv(normalize=False) on the cached normalised adjacency, Abar (X W) + b, as one sparse addmm:
-        the layer's own weights and result without its message-passing dispatch, which on Cora costs more
-        than the product (tests/test_graphcon.py checks it against the layer's forward)."""
-        return graph.gcn_product(self.conv.lin(x), self.conv.bias)
+        """Abar (X W) + b on the cached normalised adjacency, as one sparse addmm (``FixedGCNConv``): PyG's
+        message-passing dispatch costs more than the product on Cora (tests/test_graphcon.py checks it against
+        GCNConv's own forward)."""
+        return self.conv(x, graph.gcn_matrix(), graph.gcn_matrix_transposed)
 
     def weight_only(self, x: Tensor) -> Tensor:
         """X W_conv: the GCN layer's linear map without propagation (the heterophilic residuals)."""
