@@ -184,10 +184,11 @@ def format_run(number: int, total: int, r: dict, skipped: bool = False) -> str:
     if r["status"] != "ok":
         return f"{head} FAILED at epoch {r['failed_epoch']}: {r['error']}"
     scale, digits = score_format(r["metric"])
+    # NFE only for models that integrate an ODE: discrete baselines evaluate no function
+    nfe = f", NFE fwd {r['nfe_forward']:.1f} bwd {r['nfe_backward']:.1f}" if r["nfe_forward"] else ""
     return (
         f"{head} val {scale * r['best_val']:.{digits}f} test {scale * r['test_at_best_val']:.{digits}f} "
-        f"(best epoch {r['best_epoch']}/{r['epochs_run']}, {r['seconds_per_epoch']:.3f} s/epoch, "
-        f"NFE fwd {r['nfe_forward']:.1f} bwd {r['nfe_backward']:.1f})"
+        f"(best epoch {r['best_epoch']}/{r['epochs_run']}, {r['seconds_per_epoch']:.3f} s/epoch{nfe})"
     )
 
 

@@ -206,3 +206,26 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_result(ring):
     outcome = resumed.fit()
     assert outcome.history == uninterrupted.history
     assert (outcome.best_epoch, outcome.test_at_best_val) == (uninterrupted.best_epoch, uninterrupted.test_at_best_val)
+
+
+def test_progress_line_names_nfe_only_for_ode_models():
+    from grand_bench.run import format_run
+
+    record = {
+        "model": "gcn",
+        "dataset": "cora",
+        "split": "public",
+        "split_index": 0,
+        "seed": 0,
+        "status": "ok",
+        "metric": "accuracy",
+        "best_val": 0.8,
+        "test_at_best_val": 0.81,
+        "best_epoch": 10,
+        "epochs_run": 20,
+        "seconds_per_epoch": 0.01,
+        "nfe_forward": 0.0,
+        "nfe_backward": 0.0,
+    }
+    assert "NFE" not in format_run(1, 1, record)
+    assert "NFE fwd 26.0 bwd 3.0" in format_run(1, 1, {**record, "nfe_forward": 26.0, "nfe_backward": 3.0})
