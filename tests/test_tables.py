@@ -283,6 +283,27 @@ def test_figures_draw_what_has_records_and_skip_the_rest_with_a_note(tmp_path):
     assert "grand2021_fig3_step.png" in (tmp_path / "a" / "README.md").read_text()
 
 
+def test_a_point_whose_runs_all_failed_is_marked_not_dropped():
+    import matplotlib.pyplot as plt
+
+    from grand_bench.report.figures import step_size
+    from grand_bench.report.tables import aggregate, load_spec
+
+    def solver(step):
+        return {"solver": {"method": "explicit_adams", "step_size": step, "max_nfe": 100000}}
+
+    records = [
+        record(split="random", tag="grand2021_fig3", config=solver(1.0)),
+        record(split="random", tag="grand2021_fig3", config=solver(2.0), status="failed"),
+    ]
+    spec = load_spec("grand2021_fig3_step")
+    fig = plt.figure()
+    step_size(spec, aggregate(spec, records, settings=any_setting), fig)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert sorted(labels) == ["explicit Adams (ours)", "explicit Adams: every run failed"]
+
+
 def test_the_dirichlet_figure_reads_the_records_diagnostics(tmp_path):
     diagnostics = {"axis": "layer", "layer": [1, 2, 3], "dirichlet": [1.0, 0.1, 0.01]}
     config = {"diagnostics": {"dirichlet": True}, "model": {"num_layers": 100}}

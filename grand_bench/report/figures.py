@@ -84,6 +84,18 @@ def _against(spec: TableSpec, grid: list[list[Cell]], ax: plt.Axes, var: str) ->
             ax.errorbar(x, mean, yerr=std, color=colour, marker="o", capsize=3, label=f"{row.name} (ours)")
         if len(px):
             ax.plot(px, pmean, color=colour, linestyle="--", marker="x", label=f"{row.name} (paper)")
+        failed = [c.column.vars[var] for c in line if c.failed and not c.n]
+        if failed:  # every run failed (diverged, NaN loss): a mark on the x axis, so the point is not just absent
+            ax.plot(
+                failed,
+                [0.02] * len(failed),
+                color=colour,
+                linestyle="none",
+                marker="v",
+                markersize=9,
+                transform=ax.get_xaxis_transform(),
+                label=f"{row.name}: every run failed",
+            )
     ax.set_ylabel(METRIC_LABEL[spec.metric])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
