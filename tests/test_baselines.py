@@ -6,13 +6,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from torch_geometric.data import Batch
-from torch_geometric.nn import GCNConv
+from torch_geometric.nn import GCNConv, SAGEConv
 
 from grand_bench.config import BaselineModelCfg
 from grand_bench.errors import ConfigError
 from grand_bench.models import FAMILIES, family
 from grand_bench.models.baselines import LAYERS, BaselineGNN, baseline_graph, pseudo_coordinates
-from grand_bench.models.edge_graph import fixed_product, propagation_matrix
+from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
 from grand_bench.validate import validate
 
@@ -175,6 +175,32 @@ def test_gcn_layer_call_matches_pyg_gcnconv_values_and_gradients(ring, dropedge)
     for a, b in ((g_x_ours, g_x_pyg), (g_w_ours, g_w_pyg), (g_b_ours, g_b_pyg)):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(edges.adj_t().to_dense(), edges.adj.to_dense().t())
+
+
+@pytest.mark.parametrize("project", [False, True])
+def test_mean_sage_matches_pyg_sageconv_on_a_directed_graph(project):
+    """MeanSAGEConv (aggregate after projecting, one CSR product) gives SAGEConv's own outputs and gradients,
+    also on a directed multigraph with nodes that have no incoming edge (their mean is 0)."""
+    torch.manual_seed(0)
+    index = torch.randint(0, 6, (2, 15))  # nodes 6 and 7 have no edges
+    layer = MeanSAGEConv(5, 4, project=project)
+    matrix = propagation_matrix(*mean_edges(index, 8), 8)
+    x = torch.randn(8, 5, requires_grad=True)
+    params = [x, *layer.parameters()]
+    ours = layer(x, matrix, lambda: propagation_matrix(*mean_edges(index, 8), 8, transposed=True))
+    pyg = SAGEConv.forward(layer, x, index)
+    torch.testing.assert_close(ours, pyg)
+    upstream = torch.randn_like(ours)
+    for a, b in zip(
+        torch.autograd.grad(ours, params, upstream), torch.autograd.grad(pyg, params, upstream), strict=True
+    ):
+        torch.testing.assert_close(a, b)
+
+
+def test_sage_uses_the_mean_matrix_only_for_mean_aggregation(ring):
+    mean, pooled = build(base_cfg(layer="sage"), ring), build(base_cfg(layer="sage", aggr="max"), ring)
+    assert (mean.norm, type(mean.layers[0])) == ("mean", MeanSAGEConv)
+    assert (pooled.norm, type(pooled.layers[0])) == (None, SAGEConv)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -308,7 +308,9 @@ def test_cora_preset_is_the_homophilic_code_and_table8_sets_the_depth():
     validate(cfg)
     assert cfg.model.source and cfg.model.activation == "none" and cfg.model.dt == 1.0
     assert (cfg.model.layers, cfg.split.name, cfg.optim.name) == (64, "public", "adamax")
-    assert compose_cfg(["model=graphcon_gcn", "dataset=citeseer"]).model.source is False  # Cora only
+    assert compose_cfg(["model=graphcon_gcn", "dataset=photo"]).model.source is False  # Planetoid presets only
+    citeseer = compose_cfg(["model=graphcon_gcn", "dataset=citeseer"])
+    assert (citeseer.model.source, citeseer.model.layers, citeseer.optim.weight_decay) == (True, 8, 0.1)
 
 
 def test_fused_gcn_coupling_is_the_pyg_layer(ring):
@@ -321,7 +323,7 @@ def test_fused_gcn_coupling_is_the_pyg_layer(ring):
     graph = EdgeGraph(ring.edge_index, ring.num_nodes)
     x = torch.randn(ring.num_nodes, 6, requires_grad=True)
     fused = coupling(x, graph)
-    layer = GCNConv.forward(coupling.conv, x, graph.gcn_matrix())  # PyG's own computation
+    layer = GCNConv.forward(coupling.conv, x, graph.matrix("gcn"))  # PyG's own computation
     torch.testing.assert_close(fused, layer)
     weights = torch.randn_like(fused)
     got = torch.autograd.grad((fused * weights).sum(), [x, coupling.conv.lin.weight, coupling.conv.bias])

@@ -47,13 +47,12 @@ from torch_geometric.nn import (
     ResGatedGraphConv,
     SAGEConv,
 )
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import degree, dropout_edge
 
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
 from .base import InputDropout
-from .edge_graph import EdgeGraph, FixedGCNConv, propagation_matrix
+from .edge_graph import NORMALISATIONS, EdgeGraph, FixedGCNConv, MeanSAGEConv, propagation_matrix
 
 # PyG builds the CSR matrix without invariant checks (the indices come from a valid edge_index) and torch
 # warns about it once per process.
@@ -121,8 +120,18 @@ def _edges(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.index)
 
 
-def _gcn(layer: FixedGCNConv, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+def _matrix(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.adj, e.adj_t)
+
+
+def _sage(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module:
+    if cfg.aggr == "mean":  # one product with D_in^-1 A instead of gathering h over every edge
+        return MeanSAGEConv(i, o, project=cfg.project)
+    return SAGEConv(i, o, aggr=cfg.aggr, project=cfg.project)
+
+
+def _sage_call(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return _matrix(layer, h, x0, e) if isinstance(layer, MeanSAGEConv) else _edges(layer, h, x0, e)
 
 
 def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
@@ -147,7 +156,9 @@ def _gin(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module
 class LayerSpec:
     make: Make
     call: Call
-    gcn_norm: bool = False  # called with D^-1/2 (A + I) D^-1/2 weights, normalised once per forward pass
+    # the propagation matrix the layer is called with (edge_graph.NORMALISATIONS: "gcn" D^-1/2 (A + I) D^-1/2,
+    # "mean" D_in^-1 A), built once per graph (per forward pass with DropEdge); or a function of the config
+    norm: str | None | Callable[[BaselineModelCfg], str | None] = None
     pseudo: bool = False  # needs MoNet pseudo-coordinates
     encoder: bool = False  # always wrapped in a Linear encoder / decoder (layers are hidden -> hidden)
     propagate: bool = False  # APPNP propagation of the stack's output
@@ -155,9 +166,9 @@ class LayerSpec:
 
 LAYERS: dict[str, LayerSpec] = {
     "mlp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only),
-    "gcn": LayerSpec(lambda i, o, cfg, l, last: FixedGCNConv(i, o), _gcn, gcn_norm=True),
+    "gcn": LayerSpec(lambda i, o, cfg, l, last: FixedGCNConv(i, o), _matrix, norm="gcn"),
     "gat": LayerSpec(_gat, _edges),
-    "sage": LayerSpec(lambda i, o, cfg, l, last: SAGEConv(i, o, aggr=cfg.aggr, project=cfg.project), _edges),
+    "sage": LayerSpec(_sage, _sage_call, norm=lambda cfg: "mean" if cfg.aggr == "mean" else None),
     "gin": LayerSpec(_gin, _edges),
     "gatedgcn": LayerSpec(lambda i, o, cfg, l, last: ResGatedGraphConv(i, o), _edges),
     "monet": LayerSpec(lambda i, o, cfg, l, last: MoNetLayer(i, o, cfg), _pseudo, pseudo=True),
@@ -165,10 +176,10 @@ LAYERS: dict[str, LayerSpec] = {
     "gcnii": LayerSpec(
         lambda i, o, cfg, l, last: GCN2Conv(i, alpha=cfg.alpha, theta=cfg.theta, layer=l, normalize=False),
         _initial,
-        gcn_norm=True,
+        norm="gcn",
         encoder=True,
     ),
-    "appnp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only, gcn_norm=True, propagate=True),
+    "appnp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only, norm="gcn", propagate=True),
 }
 
 
@@ -180,6 +191,7 @@ class BaselineGNN(nn.Module):
         if cfg.layer not in LAYERS:
             raise ValueError(unknown_choice("model.layer", cfg.layer, LAYERS))
         self.spec = spec = LAYERS[cfg.layer]
+        self.norm = spec.norm(cfg) if callable(spec.norm) else spec.norm
         self.dropedge = cfg.dropedge
         self.dropout = nn.Dropout(cfg.dropout)
         self.input_dropout = InputDropout(cfg.dropout)  # the same dropout on the raw features, sparse-aware
@@ -208,15 +220,15 @@ class BaselineGNN(nn.Module):
         if dropped:
             index, kept = dropout_edge(index, p=self.dropedge, training=True)
             pseudo = pseudo[kept] if pseudo is not None else None
-        if not self.spec.gcn_norm:
+        if self.norm is None:
             return Edges(index, pseudo=pseudo)
         n = graph.num_nodes
         if dropped:  # renormalised on the kept edges, as DropEdge does
-            index, weight = gcn_norm(index, None, n, add_self_loops=True)
+            index, weight = NORMALISATIONS[self.norm](index, n)
             adj_t = functools.cache(lambda: propagation_matrix(index, weight, n, transposed=True))
             return Edges(index, weight, propagation_matrix(index, weight, n), adj_t)
-        index, weight = graph.gcn_normalised()
-        return Edges(index, weight, graph.gcn_matrix(), graph.gcn_matrix_transposed)
+        index, weight = graph.normalised(self.norm)
+        return Edges(index, weight, graph.matrix(self.norm), functools.partial(graph.matrix_transposed, self.norm))
 
     def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
         needs_edges = self.spec.call is not _node_only or self.propagation is not None

@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 from torch_geometric.data import Data
-from torch_geometric.nn import GCNConv
+from torch_geometric.nn import GCNConv, SAGEConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.utils import add_remaining_self_loops, to_torch_csr_tensor
+from torch_geometric.utils import add_remaining_self_loops, degree, to_torch_csr_tensor
 
 from .graph import product_index_dtype
 
@@ -46,20 +47,20 @@ class EdgeGraph:
             self.cache[key] = build()
         return self.cache[key]
 
-    def gcn_normalised(self) -> tuple[Tensor, Tensor]:
-        """(edges with self-loops, weights) of D^-1/2 (A + I) D^-1/2, as GCNConv computes them (Kipf & Welling)."""
-        return self.cached("gcn_norm", lambda: gcn_norm(self.edge_index, None, self.num_nodes, add_self_loops=True))
+    def normalised(self, kind: str) -> tuple[Tensor, Tensor]:
+        """(edges, weights) of the ``kind`` of propagation matrix (``NORMALISATIONS``), computed once."""
+        return self.cached(f"{kind}_norm", lambda: NORMALISATIONS[kind](self.edge_index, self.num_nodes))
 
-    def gcn_matrix(self) -> Tensor:
-        """D^-1/2 (A + I) D^-1/2 as the CSR ``adj_t`` PyG layers take (row i: weights of edges j -> i).
+    def matrix(self, kind: str) -> Tensor:
+        """The ``kind`` of propagation matrix as the CSR ``adj_t`` PyG layers take (row i: weights of edges j -> i).
 
         One CSR product per layer is 2-3x faster on CPU than PyG's gather/scatter message passing.
         """
-        return self.cached("gcn_csr", lambda: propagation_matrix(*self.gcn_normalised(), self.num_nodes))
+        return self.cached(f"{kind}_csr", lambda: propagation_matrix(*self.normalised(kind), self.num_nodes))
 
-    def gcn_matrix_transposed(self) -> Tensor:
-        """The transpose of ``gcn_matrix()`` as a CSR matrix, built once: the backward's product."""
-        return self.cached("gcn_csr_t", lambda: propagation_matrix(*self.gcn_normalised(), self.num_nodes, True))
+    def matrix_transposed(self, kind: str) -> Tensor:
+        """The transpose of ``matrix(kind)`` as a CSR matrix, built once: the backward's product."""
+        return self.cached(f"{kind}_csr_t", lambda: propagation_matrix(*self.normalised(kind), self.num_nodes, True))
 
     def with_self_loops(self) -> Tensor:
         return self.cached("self_loops", lambda: add_remaining_self_loops(self.edge_index, num_nodes=self.num_nodes)[0])
@@ -69,6 +70,20 @@ class EdgeGraph:
         self.batch = self.batch.to(device) if self.batch is not None else None
         self.cache = {k: _to(v, device) for k, v in self.cache.items()}
         return self
+
+
+def gcn_edges(index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+    """D^-1/2 (A + I) D^-1/2 as GCNConv computes it (Kipf & Welling): edges with self-loops, weights."""
+    return gcn_norm(index, None, num_nodes, add_self_loops=True)
+
+
+def mean_edges(index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+    """D_in^-1 A: weight 1 / (in-degree of j -> i's target), the mean over each node's incoming edges."""
+    in_degree = degree(index[1], num_nodes, dtype=torch.float)
+    return index, in_degree.reciprocal()[index[1]]
+
+
+NORMALISATIONS: dict[str, Callable[[Tensor, int], tuple[Tensor, Tensor]]] = {"gcn": gcn_edges, "mean": mean_edges}
 
 
 def propagation_matrix(index: Tensor, weight: Tensor, num_nodes: int, transposed: bool = False) -> Tensor:
@@ -118,6 +133,21 @@ class FixedGCNConv(GCNConv):
 
     def forward(self, x: Tensor, adj: Tensor, adj_t: Callable[[], Tensor]) -> Tensor:
         return fixed_product(adj, adj_t, self.lin(x), self.bias)
+
+
+class MeanSAGEConv(SAGEConv):
+    """SAGEConv with mean aggregation (Hamilton et al. 2017, Alg. 1): h'_i = W1 h_i + W2 mean_j h_j + b, its
+    own weights and result, computed as W1 h_i + D_in^-1 A (h W2^T) + b. The mean is linear, so aggregating
+    after the projection is exact, and it moves width-of-input rows over the edges only once per layer
+    (no [E, d_in] gather: 1.8 GB on Squirrel's 217k edges and 2,089 features); the product is
+    ``fixed_product`` on ``EdgeGraph.matrix("mean")``. ``project`` (pool the ReLU-projected h) is honoured."""
+
+    def forward(self, x: Tensor, adj: Tensor, adj_t: Callable[[], Tensor]) -> Tensor:
+        neighbours = self.lin(x).relu() if self.project else x
+        out = fixed_product(adj, adj_t, F.linear(neighbours, self.lin_l.weight), self.lin_l.bias)
+        if self.root_weight:
+            out = out + self.lin_r(x)
+        return F.normalize(out, p=2.0, dim=-1) if self.normalize else out
 
 
 def int32_indices(csr: Tensor) -> Tensor:

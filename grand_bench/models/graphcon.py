@@ -33,6 +33,7 @@ the same.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -84,7 +85,7 @@ class Coupling(nn.Module):
         """Abar (X W) + b on the cached normalised adjacency, as one sparse addmm (``FixedGCNConv``): PyG's
         message-passing dispatch costs more than the product on Cora (tests/test_graphcon.py checks it against
         GCNConv's own forward)."""
-        return self.conv(x, graph.gcn_matrix(), graph.gcn_matrix_transposed)
+        return self.conv(x, graph.matrix("gcn"), functools.partial(graph.matrix_transposed, "gcn"))
 
     def weight_only(self, x: Tensor) -> Tensor:
         """X W_conv: the GCN layer's linear map without propagation (the heterophilic residuals)."""
@@ -141,7 +142,7 @@ class OscillatorDynamics(GraphODEFunc):
         if self.coupling.kind != "gcn":
             return None
         x, _ = split_state(state)
-        adj, conv = self.graph.gcn_matrix(), self.coupling.conv
+        adj, conv = self.graph.matrix("gcn"), self.coupling.conv
         weight = conv.lin.weight.detach()
         if conv.bias is None:
             return lambda: adj @ (x @ weight.t())
