@@ -187,7 +187,7 @@ def test_one_run_recorded_under_two_tags_counts_once():
 
 def test_cells_match_records_by_the_cell_overrides_and_column_variables():
     spec = load_spec("grand2021_fig3_step")
-    common = {"solver": {"max_nfe": 100000}}
+    common = {"solver": {"max_nfe": 100000, "adjoint": False}}
 
     def run(method, step, test):
         solver = {**common["solver"], "method": method, "step_size": step}
@@ -271,7 +271,7 @@ def test_make_tables_writes_md_tex_csv_and_index_the_same_bytes_every_time(tmp_p
 def test_figures_draw_what_has_records_and_skip_the_rest_with_a_note(tmp_path):
     records = []
     for method, step in (("explicit_adams", 0.5), ("explicit_adams", 1.0), ("implicit_adams", 1.0), ("dopri5", None)):
-        solver = {"method": method, "step_size": step, "max_nfe": 100000}
+        solver = {"method": method, "step_size": step, "max_nfe": 100000, "adjoint": False}
         records += [
             record(split="random", tag="grand2021_fig3", test=t, config={"solver": solver}) for t in (0.8, 0.82)
         ]
@@ -290,7 +290,7 @@ def test_a_point_whose_runs_all_failed_is_marked_not_dropped():
     from grand_bench.report.tables import aggregate, load_spec
 
     def solver(step):
-        return {"solver": {"method": "explicit_adams", "step_size": step, "max_nfe": 100000}}
+        return {"solver": {"method": "explicit_adams", "step_size": step, "max_nfe": 100000, "adjoint": False}}
 
     records = [
         record(split="random", tag="grand2021_fig3", config=solver(1.0)),
