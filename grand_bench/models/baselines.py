@@ -228,7 +228,7 @@ class BaselineGNN(nn.Module):
             adj_t = functools.cache(lambda: propagation_matrix(index, weight, n, transposed=True))
             return Edges(index, weight, propagation_matrix(index, weight, n), adj_t)
         index, weight = graph.normalised(self.norm)
-        return Edges(index, weight, graph.matrix(self.norm), functools.partial(graph.matrix_transposed, self.norm))
+        return Edges(index, weight, *graph.propagation(self.norm))
 
     def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
         needs_edges = self.spec.call is not _node_only or self.propagation is not None

@@ -8,6 +8,7 @@ the graph object lives: for the whole run on a node task, for one mini-batch on 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,10 @@ class EdgeGraph:
     def matrix_transposed(self, kind: str) -> Tensor:
         """The transpose of ``matrix(kind)`` as a CSR matrix, built once: the backward's product."""
         return self.cached(f"{kind}_csr_t", lambda: propagation_matrix(*self.normalised(kind), self.num_nodes, True))
+
+    def propagation(self, kind: str) -> tuple[Tensor, Callable[[], Tensor]]:
+        """(``matrix(kind)``, a call for its transpose): the pair ``fixed_product``'s layers take."""
+        return self.matrix(kind), functools.partial(self.matrix_transposed, kind)
 
     def with_self_loops(self) -> Tensor:
         return self.cached("self_loops", lambda: add_remaining_self_loops(self.edge_index, num_nodes=self.num_nodes)[0])

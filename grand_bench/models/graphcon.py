@@ -33,7 +33,6 @@ the same.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import torch
@@ -85,7 +84,7 @@ class Coupling(nn.Module):
         """Abar (X W) + b on the cached normalised adjacency, as one sparse addmm (``FixedGCNConv``): PyG's
         message-passing dispatch costs more than the product on Cora (tests/test_graphcon.py checks it against
         GCNConv's own forward)."""
-        return self.conv(x, graph.matrix("gcn"), functools.partial(graph.matrix_transposed, "gcn"))
+        return self.conv(x, *graph.propagation("gcn"))
 
     def weight_only(self, x: Tensor) -> Tensor:
         """X W_conv: the GCN layer's linear map without propagation (the heterophilic residuals)."""
