@@ -313,6 +313,20 @@ def test_cora_preset_is_the_homophilic_code_and_table8_sets_the_depth():
     assert (citeseer.model.source, citeseer.model.layers, citeseer.optim.weight_decay) == (True, 8, 0.1)
 
 
+def test_table8_picks_the_sources_per_depth():
+    """Table 8's GraphCON-GCN cells: without the sources up to 8 layers, with them from 16 on (chosen on validation)."""
+    from grand_bench.report.presets import cell_command
+    from grand_bench.report.tables import load_spec
+
+    spec = load_spec("graphcon2022_table8")
+    row = next(r for r in spec.rows if r.model == "graphcon_gcn")
+    sources = {}
+    for col in spec.columns:
+        cfg = compose_cfg(cell_command(spec, row, col, []))
+        sources[cfg.model.layers] = cfg.model.source
+    assert sources == {2: False, 4: False, 8: False, 16: True, 32: True, 64: True}
+
+
 def test_fused_gcn_coupling_is_the_pyg_layer(ring):
     """The GCN coupling's one-addmm path gives GCNConv's own forward on the cached matrix, values and gradients."""
     from grand_bench.models.graphcon import Coupling
