@@ -29,7 +29,6 @@ across layers; GCN-normalised weights are recomputed on the kept edges, as in th
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from torch_geometric.utils import degree, dropout_edge
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
 from .base import InputDropout
-from .edge_graph import NORMALISATIONS, EdgeGraph, FixedGCNConv, MeanSAGEConv, propagation_matrix
+from .edge_graph import EdgeGraph, FixedGCNConv, MeanSAGEConv
 
 # PyG builds the CSR matrix without invariant checks (the indices come from a valid edge_index) and torch
 # warns about it once per process.
@@ -82,9 +81,9 @@ def baseline_graph(data: Data, cfg: BaselineModelCfg | None = None) -> EdgeGraph
 class Edges:
     """The edges one forward pass uses (after DropEdge), and what the layers derive from them.
 
-    ``weight`` and ``adj``: D^-1/2 (A + I) D^-1/2 on ``index`` (self-loops added), as COO weights and as
-    the CSR propagation matrix; ``adj_t``: its transpose, built on first call; ``pseudo``: MoNet's
-    pseudo-coordinates of ``index``.
+    ``weight`` and ``adj``: the layer's propagation matrix (``LayerSpec.norm``) on ``index`` (with the
+    self-loops it adds), as COO weights and as CSR; ``adj_t``: its transpose, built on first call;
+    ``pseudo``: MoNet's pseudo-coordinates of ``index``.
     """
 
     index: Tensor
@@ -222,13 +221,9 @@ class BaselineGNN(nn.Module):
             pseudo = pseudo[kept] if pseudo is not None else None
         if self.norm is None:
             return Edges(index, pseudo=pseudo)
-        n = graph.num_nodes
-        if dropped:  # renormalised on the kept edges, as DropEdge does
-            index, weight = NORMALISATIONS[self.norm](index, n)
-            adj_t = functools.cache(lambda: propagation_matrix(index, weight, n, transposed=True))
-            return Edges(index, weight, propagation_matrix(index, weight, n), adj_t)
-        index, weight = graph.normalised(self.norm)
-        return Edges(index, weight, *graph.propagation(self.norm))
+        # DropEdge: the kept edges as a graph of this pass alone, renormalised on them as DropEdge does
+        source = EdgeGraph(index, graph.num_nodes) if dropped else graph
+        return Edges(*source.normalised(self.norm), *source.propagation(self.norm))
 
     def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
         needs_edges = self.spec.call is not _node_only or self.propagation is not None
