@@ -23,6 +23,9 @@ class DatasetCfg:
     task: str = "node_classification"
     metric: str = "accuracy"
     normalize_features: bool = False  # row-normalise x (heterophilic loaders do)
+    # undirected (every model's default) | forward: the shipped edges u -> v, v receives from u (PyG's
+    # convention) | reverse: u receives from v, the A X of the geom-gcn / GCNII code (data/transforms.py)
+    edge_direction: str = "undirected"
     dev_size: int = 1500  # random-split development set (Shchur et al.; 5000 for CoauthorCS)
     homophily: float | None = None  # syn-cora (Zhu et al. 2020): which homophily level's graph, e.g. 0.3
     graph: int = 1  # syn-cora: which of the three graphs generated per homophily level (1, 2 or 3)
@@ -235,6 +238,10 @@ class OptimCfg:
 class TrainCfg:
     epochs: int = 100
     patience: int | None = None  # stop after this many epochs without a better validation score
+    # Which validation score picks the reported epoch (and counts patience): val_metric (the dataset's metric,
+    # the papers' default) | val_loss (node-level only: GCNII's and GraphCON's WebKB code kept the epoch of
+    # the lowest validation loss)
+    select: str = "val_metric"
     progress: bool = True  # progress bar with loss / val / NFE per epoch
     # Save a checkpoint every k epochs (0 = never) to <checkpoint_dir>/<run key>/; resume=true continues from it.
     checkpoint_every: int = 10

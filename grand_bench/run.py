@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -64,6 +65,16 @@ def run_configs(cfg: DictConfig) -> list[DictConfig]:
     return configs
 
 
+def outcome_fields(outcome) -> dict:
+    """The outcome's fields for a record: the history goes last (make_record), and the best validation loss
+    only when the run selected its epoch on it (train.select=val_loss)."""
+    fields = outcome.as_dict()
+    del fields["history"]
+    if math.isnan(fields["best_val_loss"]):
+        del fields["best_val_loss"]
+    return fields
+
+
 def make_record(cfg: DictConfig, outcome, split, device: torch.device) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -78,7 +89,7 @@ def make_record(cfg: DictConfig, outcome, split, device: torch.device) -> dict:
         "split_sizes": split.sizes(),
         "seed": int(cfg.seed),
         "metric": cfg.dataset.metric,
-        **{k: v for k, v in outcome.as_dict().items() if k != "history"},
+        **outcome_fields(outcome),
         "peak_memory_mb": peak_memory_mb(device),
         "git": provenance.git_commit(),
         "versions": provenance.versions(),

@@ -48,6 +48,8 @@ ADDED_WITH_DEFAULT = {
     "solver.reverse_pass": True,  # the same gradients as autograd (solvers/rk_backprop.py)
     "model.norm_degree": "with_loops",  # GRAFF: the normalisation used before the option existed
     "model.source": False,  # GraphCON: the paper's system, as before the option existed
+    "dataset.edge_direction": "undirected",  # every loader's graph before the option existed
+    "train.select": "val_metric",  # best-validation-metric selection, as before the option existed
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.

@@ -13,6 +13,7 @@ from .config import Config
 from .data.datasets import LOADERS, PYG_GEOM_GCN_FILES, SYN_CORA_GRAPHS, SYN_CORA_LEVELS
 from .data.graph_level import GRAPH_TASKS, check_graph_dataset_cfg, is_graph_level
 from .data.splits import FULL_GRAPH_SPLITS, SPLITS
+from .data.transforms import EDGE_DIRECTIONS
 from .errors import ConfigError, unknown_choice
 from .models import DIFFUSIVITIES, FAMILIES
 from .models.attention import check_attention_cfg
@@ -31,6 +32,7 @@ MODEL_CHECKS = {
     "reaction_diffusion": check_reaction_diffusion_cfg,
 }
 WANDB_MODES = ("disabled", "offline", "online")
+TRAIN_SELECT = ("val_metric", "val_loss")
 SEED_LIMIT = 2**32  # numpy's seed range: seeds and random-split indices both seed numpy
 REWIRING = {"method": ("none", "gdc"), "diffusion": ("ppr", "heat"), "sparsification": ("topk", "threshold")}
 
@@ -104,6 +106,7 @@ def check_data(cfg: Config, problems: list[str]) -> None:
                 f"model.readout={cfg.model.readout} pools per graph; dataset '{dataset.name}' is node-level: "
                 "use model.readout=node"
             )
+    _choice(problems, "dataset.edge_direction", dataset.edge_direction, EDGE_DIRECTIONS)
     if dataset.dev_size < 1:
         problems.append(f"dataset.dev_size must be >= 1, got {dataset.dev_size}")
     if dataset.loader == "syn_cora":  # homophily=null is reported by the loader with the valid levels
@@ -197,6 +200,9 @@ def validate(cfg: Config) -> None:
         problems.append(f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay}")
     _positive(problems, "train.epochs", cfg.train.epochs)
     _positive(problems, "train.patience", cfg.train.patience, allow_none=True)
+    _choice(problems, "train.select", cfg.train.select, TRAIN_SELECT)
+    if cfg.train.select == "val_loss" and is_graph_level(cfg.dataset):
+        problems.append("train.select=val_loss is for node-level datasets; graph-level runs select on val_metric")
     _choice(problems, "logger.name", cfg.logger.name, LOGGERS)
     _choice(problems, "device", cfg.device, DEVICES)
     if cfg.eval.time_selection:

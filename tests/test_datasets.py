@@ -157,6 +157,26 @@ def test_heterophilic_datasets_refuse_other_protocols(node_data_root):
         make_split(data, SplitCfg(name="random"), texas)
 
 
+def test_edge_direction_keeps_or_flips_the_shipped_links(node_data_root):
+    root = node_data_root("texas/raw")
+    texas = compose_cfg(["dataset=texas"]).dataset
+    shipped = load_raw(texas, SplitCfg(name="geom_gcn"), root, None).data.edge_index
+    shipped = coalesce(shipped[:, shipped[0] != shipped[1]])  # as shipped, without self-loops
+
+    def edges(direction: str) -> torch.Tensor:
+        texas.edge_direction = direction
+        return load_graph(texas, SplitCfg(name="geom_gcn"), root, None).edge_index
+
+    forward, reverse, undirected = edges("forward"), edges("reverse"), edges("undirected")
+    assert not is_undirected(shipped)  # hyperlinks: the test below would pass vacuously otherwise
+    assert torch.equal(forward, shipped)
+    assert torch.equal(reverse, coalesce(shipped.flip(0)))
+    assert torch.equal(undirected, coalesce(torch.cat([shipped, shipped.flip(0)], 1)))
+    texas.edge_direction = "sideways"
+    with pytest.raises(DataError, match="unknown dataset.edge_direction 'sideways'; valid: undirected, forward, rev"):
+        load_graph(texas, SplitCfg(name="geom_gcn"), root, None)
+
+
 # --- syn-cora --------------------------------------------------------------------------------------------
 
 

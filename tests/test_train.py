@@ -131,6 +131,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, official, public, random"),
         (["solver=rk4"], "error: solver.method 'rk4' is fixed-step: set solver.step_size (> 0)"),
         (["tuner=asha"], "error: tuner=asha is a sweep: run it with tune.py"),
+        (["train.select=val_auc"], "error: unknown train.select 'val_auc'; valid: val_metric, val_loss"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
@@ -206,6 +207,19 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_result(ring):
     outcome = resumed.fit()
     assert outcome.history == uninterrupted.history
     assert (outcome.best_epoch, outcome.test_at_best_val) == (uninterrupted.best_epoch, uninterrupted.test_at_best_val)
+
+
+@pytest.mark.parametrize("select", ["val_metric", "val_loss"])
+def test_reported_epoch_is_the_first_best_on_the_selected_validation_score(run_cfg, select):
+    record = run(run_cfg(*FAST, "train.epochs=12", f"train.select={select}"))[0]
+    history, best = record["history"], record["best_epoch"]
+    if select == "val_loss":
+        assert best == 1 + min(range(12), key=lambda e: (history["val_loss"][e], e))
+    else:
+        assert "val_loss" not in history
+        assert best == 1 + max(range(12), key=lambda e: (history["val"][e], -e))
+    assert record["test_at_best_val"] == pytest.approx(history["test"][best - 1], abs=1e-6)
+    assert record["best_val"] == pytest.approx(history["val"][best - 1], abs=1e-6)
 
 
 def test_progress_line_names_nfe_only_for_ode_models():

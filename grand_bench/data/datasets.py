@@ -255,16 +255,17 @@ def load_raw(dataset: DatasetCfg, split: SplitCfg, data_root: str | Path, raw_mi
 def load_graph(dataset: DatasetCfg, split: SplitCfg, data_root: str | Path, raw_mirror: str | Path | None) -> Data:
     """Load ``dataset`` as one graph ready for ``split``.
 
-    Returns a Data with ``x`` float32, ``y`` int64 [N], ``edge_index`` undirected/coalesced/without
-    self-loops, ``num_classes``, and the masks the split protocol needs: the Planetoid public masks
-    [N] (public), the geom-gcn masks [N, num_splits] read from the split files (geom_gcn), OGB's
-    official split as [N] masks (official), none (random). With ``split.lcc`` the graph is restricted
-    to its largest connected component after the geom-gcn masks are attached, so they are restricted
-    with it (GRAFF's handling of Cora, reference §5.4). ``dataset.normalize_features`` row-normalises ``x``.
+    Returns a Data with ``x`` float32, ``y`` int64 [N], ``edge_index`` coalesced, without self-loops and
+    undirected unless ``dataset.edge_direction`` says, ``num_classes``, and the masks the split protocol
+    needs: the Planetoid public masks [N] (public), the geom-gcn masks [N, num_splits] read from the
+    split files (geom_gcn), OGB's official split as [N] masks (official), none (random). With
+    ``split.lcc`` the graph is restricted to its largest connected component after the geom-gcn masks
+    are attached, so they are restricted with it (GRAFF's handling of Cora, reference §5.4).
+    ``dataset.normalize_features`` row-normalises ``x``.
     """
     raw = load_raw(dataset, split, data_root, raw_mirror)
     data = Data(x=raw.data.x.float(), y=raw.data.y.view(-1).long(), num_nodes=raw.data.num_nodes)
-    data.edge_index = canonical_edges(raw.data.edge_index, data.num_nodes)
+    data.edge_index = canonical_edges(raw.data.edge_index, data.num_nodes, dataset.edge_direction)
     for key, mask in _split_masks(raw, dataset, split, data.num_nodes).items():
         data[key] = mask
 

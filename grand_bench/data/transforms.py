@@ -19,14 +19,25 @@ DIFFUSIONS = ("ppr", "heat")
 SPARSIFICATIONS = ("topk", "threshold")
 
 
-def canonical_edges(edge_index: Tensor, num_nodes: int) -> Tensor:
-    """Undirected, coalesced, without self-loops: the one graph form every model starts from.
+EDGE_DIRECTIONS = ("undirected", "forward", "reverse")
+
+
+def canonical_edges(edge_index: Tensor, num_nodes: int, direction: str = "undirected") -> Tensor:
+    """Coalesced, without self-loops, undirected unless ``direction`` says: the graph form models start from.
 
     Self-loops are the model's choice (GRAND's ``self_loop_weight``), so none come from the data;
-    some raw graphs (chameleon, squirrel) are directed or carry self-loops.
+    some raw graphs (WebKB, chameleon, squirrel) are directed or carry self-loops. ``forward`` keeps the
+    shipped edges u -> v as message directions (v aggregates from u, PyG's convention); ``reverse`` flips
+    them, so that u aggregates from the v it links to: the product A X of the geom-gcn loaders that
+    GCNII's and GGCN's code use (A[u, v] = 1 for a shipped u -> v, normalised by out-degree).
     """
     edge_index, _ = remove_self_loops(edge_index)
-    edge_index = to_undirected(edge_index, num_nodes=num_nodes)
+    if direction == "undirected":
+        edge_index = to_undirected(edge_index, num_nodes=num_nodes)
+    elif direction == "reverse":
+        edge_index = edge_index.flip(0)
+    elif direction != "forward":
+        raise unknown_choice("dataset.edge_direction", direction, EDGE_DIRECTIONS)
     return coalesce(edge_index, num_nodes=num_nodes)
 
 

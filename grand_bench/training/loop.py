@@ -1,7 +1,8 @@
 """Full-batch node classification: one optimiser step per epoch, test taken at the best validation epoch.
 
 Selection follows the papers' code (reference §1.7): the reported test score is the one of the epoch
-whose validation score is strictly higher than every earlier epoch's.
+whose validation score is strictly higher than every earlier epoch's; with ``train.select=val_loss``, the
+epoch whose validation loss is strictly lower than every earlier epoch's.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class RunOutcome:
     error: str | None = None
     failed_epoch: int | None = None
     best_val: float = float("nan")
+    best_val_loss: float = float("nan")  # train.select=val_loss only
     test_at_best_val: float = float("nan")
     train_at_best_val: float = float("nan")
     best_epoch: int = 0
@@ -169,7 +171,10 @@ class Trainer:
         return loss.item(), nfe_forward, nfe_backward
 
     def _scores(self, logits: Tensor) -> dict[str, float]:
-        return {name: accuracy(logits, self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
+        scores = {name: accuracy(logits, self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
+        if self.train_cfg.select == "val_loss":
+            scores["val_loss"] = self.loss_fn(logits[self.split.val], self.y[self.split.val]).item()
+        return scores
 
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], float | None, int]:
@@ -195,11 +200,12 @@ class Trainer:
         for key, value in (("forward", nfe_f), ("backward", nfe_b), ("eval", nfe_e)):
             self.nfe[key].append(value)
         for key, value in (("loss", loss), ("nfe_forward", nfe_f), *scores.items()):
-            self.history[key].append(round(value, 6))
+            self.history.setdefault(key, []).append(round(value, 6))
         out = self.outcome
         out.epochs_run = self.epoch
-        if self.improved(scores["val"], out.best_val):
-            out.best_val, out.test_at_best_val = scores["val"], scores["test"]
+        if self.improved(scores):
+            out.best_val, out.best_val_loss = scores["val"], scores.get("val_loss", math.nan)
+            out.test_at_best_val = scores["test"]
             out.train_at_best_val, out.best_epoch, out.best_time = scores["train"], self.epoch, best_time
             self.since_best = 0
         else:
@@ -246,11 +252,16 @@ class Trainer:
         out.history = self.history
         return out
 
-    def improved(self, val: float, best: float) -> bool:
-        """Strictly better than the best validation score so far, in the metric's direction (MAE: lower)."""
+    def improved(self, scores: dict[str, float]) -> bool:
+        """Strictly better than the best epoch so far on ``train.select``: the validation metric in its
+        direction (MAE: lower) or the validation loss (lower)."""
+        if self.train_cfg.select == "val_loss":
+            val, best, higher_is_better = scores["val_loss"], self.outcome.best_val_loss, False
+        else:
+            val, best, higher_is_better = scores["val"], self.outcome.best_val, self.higher_is_better
         if math.isnan(best):
             return True
-        return val > best if self.higher_is_better else val < best
+        return val > best if higher_is_better else val < best
 
     def patience_exhausted(self) -> bool:
         return self.train_cfg.patience is not None and self.since_best >= self.train_cfg.patience
