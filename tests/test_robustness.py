@@ -338,12 +338,16 @@ def test_runs_of_one_setting_share_its_setting_key_and_other_settings_do_not():
         assert setting_key(compose_cfg([*FAST, change])) != setting_key(cfg), change
 
 
-def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_default():
+@pytest.mark.parametrize(
+    ("group", "key", "other"),
+    [("solver", "reverse_pass", "false"), ("dataset", "edge_direction", "reverse"), ("train", "select", "val_loss")],
+)
+def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_default(group, key, other):
     cfg = _plain(compose_cfg(FAST))
     before = json.loads(json.dumps(cfg))
-    del before["solver"]["reverse_pass"]  # a record written before the option existed
+    del before[group][key]  # a record written before the option existed
     assert run_key(before) == run_key(cfg)
-    assert run_key(compose_cfg([*FAST, "solver.reverse_pass=false"])) != run_key(cfg)
+    assert run_key(compose_cfg([*FAST, f"{group}.{key}={other}"])) != run_key(cfg)
 
 
 def _plain(cfg):
