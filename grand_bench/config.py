@@ -177,7 +177,8 @@ class GraphconModelCfg:
 
     name: str = MISSING
     family: str = "graphcon"
-    coupling: str = "gcn"  # gcn | gat | transformer | gin | gatedgcn: the PyG layer F
+    coupling: str = "gcn"  # gcn | gat | transformer | gin | gatedgcn | grand_attention: F (graphcon.py)
+    attention: AttentionCfg | None = None  # grand_attention's A(X(0)); null: AttentionCfg's defaults
     hidden_dim: int = 64
     layers: int = 10  # N steps of size dt: T = layers * dt
     dt: float = 1.0  # the solver's step_size unless solver.step_size is set

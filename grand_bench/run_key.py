@@ -50,6 +50,7 @@ ADDED_WITH_DEFAULT = {
     "model.source": False,  # GraphCON: the paper's system, as before the option existed
     "dataset.edge_direction": "undirected",  # every loader's graph before the option existed
     "train.select": "val_metric",  # best-validation-metric selection, as before the option existed
+    "model.attention": None,  # GraphCON: no grand_attention coupling (GRAND's attention is always a mapping)
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.

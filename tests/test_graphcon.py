@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from torch import Tensor
 from torch_geometric.data import Batch
 from torch_geometric.nn import GCNConv
-from torch_geometric.utils import grid, remove_self_loops
+from torch_geometric.utils import add_remaining_self_loops, grid, remove_self_loops, scatter
 
 from grand_bench.config import GraphconModelCfg, SolverCfg
 from grand_bench.diagnostics import dirichlet_energy
@@ -193,7 +193,7 @@ def test_mini_batch_of_graphs_with_sum_readout_matches_graph_by_graph():
     torch.testing.assert_close(out, one_by_one, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("coupling", ["gcn", "gat", "transformer", "gin", "gatedgcn"])
+@pytest.mark.parametrize("coupling", ["gcn", "gat", "transformer", "gin", "gatedgcn", "grand_attention"])
 def test_permutation_equivariance(ring, coupling):
     torch.manual_seed(4)
     cfg = graphcon_cfg(coupling=coupling, heads=2)
@@ -233,7 +233,11 @@ def test_the_same_system_under_rk4_is_the_continuous_limit(ring):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model.coupling=sage"], "unknown model.coupling 'sage'; valid: gcn, gat, transformer, gin, gatedgcn"),
+        (
+            ["model.coupling=sage"],
+            "unknown model.coupling 'sage'; valid: gcn, gat, transformer, gin, gatedgcn, grand_attention",
+        ),
+        (["model=graphcon_tran", "model.attention.type=dot"], "unknown model.attention.type 'dot'; valid: scaled_dot"),
         (["model.residual=v2", "model.coupling=gat"], "model.residual 'v2' uses the GCN weight"),
         (["model.step_dropout=0.3", "solver=rk4"], "model.step_dropout > 0 runs between steps of symplectic_euler"),
         (["model.layers=0"], "model.layers must be > 0, got 0"),
@@ -263,11 +267,32 @@ def test_model_yaml_selects_symplectic_euler_with_step_dt_and_the_command_line_w
 @pytest.mark.parametrize(
     "model", ["graphcon_gcn", "graphcon_gat", "graphcon_tran", "graphcon_gin", "graphcon_gatedgcn"]
 )
-def test_trains_on_cora(run_cfg, model):
+def test_trains_on_cora(run_cfg, model):  # graphcon_tran: the grand_attention coupling
     overrides = ["dataset=cora", f"model={model}", "model.hidden_dim=16", "model.layers=3", "train.epochs=2"]
     record = run(run_cfg(*overrides))[0]
     assert record["status"] == "ok" and record["epochs_run"] == 2
     assert record["nfe_forward"] == 3
+
+
+def test_grand_attention_coupling_averages_neighbourhoods_at_init_and_is_fixed_during_the_solve(ring):
+    """F(X) = A(X(0)) X. W_Q, W_K start at a constant, so every score ties and the row-normalised A is the mean
+    over each node's neighbours and itself; A is computed once per pass, not once per step."""
+    torch.manual_seed(6)
+    cfg = graphcon_cfg(coupling="grand_attention", attention={"heads": 2, "dim": 4, "norm": "row"})
+    model = build_graphcon(cfg, SolverCfg(method="symplectic_euler"), ring)
+    graph = graphcon_graph(ring, cfg)
+    func = model.ode.func
+    x0 = torch.randn(ring.num_nodes, 6)
+    func.prepare(torch.cat([x0, x0], -1), graph)
+    x = torch.randn(ring.num_nodes, 6)
+    src, dst = add_remaining_self_loops(ring.edge_index, num_nodes=ring.num_nodes)[0]
+    neighbourhood_mean = scatter(x[src], dst, dim=0, dim_size=ring.num_nodes, reduce="mean")
+    torch.testing.assert_close(func.coupling_term(x), neighbourhood_mean, atol=1e-4, rtol=1e-4)
+
+    calls = []
+    func.coupling.attention.register_forward_hook(lambda *_: calls.append(1))
+    model(ring.x, graph)
+    assert len(calls) == 1 and model.nfe == cfg.layers
 
 
 def test_sourced_step_is_the_homophilic_code_by_hand(ring):
@@ -346,3 +371,14 @@ def test_fused_gcn_coupling_is_the_pyg_layer(ring):
     want = torch.autograd.grad((layer * weights).sum(), [x, coupling.conv.lin.weight, coupling.conv.bias])
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
+
+
+def test_graphcon_records_from_before_the_attention_option_keep_their_run_keys():
+    from grand_bench.run_key import run_key
+
+    cfg = OmegaConf.to_container(compose_cfg(["model=graphcon_gcn", "dataset=cora"]), resolve=True)
+    assert cfg["model"]["attention"] is None
+    before = {**cfg, "model": {k: v for k, v in cfg["model"].items() if k != "attention"}}
+    assert run_key(before) == run_key(cfg)
+    tran = compose_cfg(["model=graphcon_tran", "dataset=texas"])
+    assert run_key(compose_cfg(["model=graphcon_tran", "dataset=texas", "model.attention.heads=2"])) != run_key(tran)

@@ -20,7 +20,7 @@ from torch_geometric.nn import GCNConv, SAGEConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_remaining_self_loops, degree, to_torch_csr_tensor
 
-from .graph import product_index_dtype
+from .graph import SparseGraph, product_index_dtype
 
 
 class EdgeGraph:
@@ -69,6 +69,10 @@ class EdgeGraph:
 
     def with_self_loops(self) -> Tensor:
         return self.cached("self_loops", lambda: add_remaining_self_loops(self.edge_index, num_nodes=self.num_nodes)[0])
+
+    def sparse_with_self_loops(self) -> SparseGraph:
+        """The graph plus one self-loop per node as a ``SparseGraph`` (attention over each node's edges)."""
+        return self.cached("sparse_self_loops", lambda: SparseGraph(self.with_self_loops(), self.num_nodes))
 
     def to(self, device: torch.device | str) -> EdgeGraph:
         self.edge_index = self.edge_index.to(device)
@@ -165,7 +169,7 @@ def int32_indices(csr: Tensor) -> Tensor:
 
 
 def _to(value: Any, device: torch.device | str) -> Any:
-    if isinstance(value, Tensor):
+    if isinstance(value, Tensor | SparseGraph):
         return value.to(device)
     if isinstance(value, tuple):
         return tuple(_to(v, device) for v in value)

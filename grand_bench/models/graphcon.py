@@ -8,8 +8,11 @@ written as the first-order system on the state [X, Y] (Y = X', concatenated alon
 
 so every solver applies; ``solver=symplectic_euler`` with step dt is the paper's IMEX discretisation (eq. 3),
 an N-layer GNN with weights shared over layers, T = N dt (solvers/imex.py). F_theta is one PyG layer
-(``coupling``): GCNConv (GraphCON-GCN), GATConv (GraphCON-GAT; heads averaged), TransformerConv (transformer
-attention, GraphCON-Tran), GINConv, ResGatedGraphConv (GatedGCN).
+(``coupling``): GCNConv (GraphCON-GCN), GATConv (GraphCON-GAT; heads averaged), TransformerConv, GINConv,
+ResGatedGraphConv (GatedGCN), or ``grand_attention``: F(X) = A X with A = A(X(0)) GRAND's multi-head attention
+(attention.py, eq. 10 of GRAND) on the graph plus unit self-loops, computed once per forward pass as in GRAND-l.
+The last is what the homophilic code runs as GraphCON-Tran (its default ``block=attention``, ``function=
+laplacian``; reference §4.3), so conf/model/graphcon_tran.yaml uses it.
 
 Residual terms of the heterophilic and graph-level code (reference §4.2, §4.4), added to F before sigma:
 ``linear`` + W_res X (MNIST, GAT); ``v1`` - W_res(W_conv X); ``v2`` - W_conv X + W_res X (heterophilic v2 and
@@ -40,14 +43,15 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GATConv, GINConv, ResGatedGraphConv, TransformerConv
 
-from ..config import GraphconModelCfg, SolverCfg
+from ..config import AttentionCfg, GraphconModelCfg, SolverCfg
 from ..errors import unknown_choice
 from ..solvers import GraphODEFunc, ODEBlock
 from ..solvers.imex import split_state
+from .attention import EdgeAttention, check_attention_cfg
 from .base import ACTIVATIONS, READOUTS, ContinuousGNN, activation, solver_with_step
 from .edge_graph import EdgeGraph, FixedGCNConv
 
-COUPLINGS = ("gcn", "gat", "transformer", "gin", "gatedgcn")
+COUPLINGS = ("gcn", "gat", "transformer", "gin", "gatedgcn", "grand_attention")
 RESIDUALS = ("none", "linear", "v1", "v2")
 INITIAL_VELOCITIES = ("encoding", "zero")
 IMEX_SCHEMES = ("symplectic_euler", "leapfrog")
@@ -56,9 +60,10 @@ IMEX_SCHEMES = ("symplectic_euler", "leapfrog")
 class Coupling(nn.Module):
     """F_theta(X): one PyG layer hidden -> hidden, shared by every step."""
 
-    def __init__(self, kind: str, dim: int, heads: int) -> None:
+    def __init__(self, kind: str, dim: int, heads: int, attention: AttentionCfg | None = None) -> None:
         super().__init__()
         self.kind = kind
+        self.attention: EdgeAttention | None = None
         if kind == "gcn":
             self.conv = FixedGCNConv(dim, dim)  # the normalised matrix (and its transpose) cached on the graph
         elif kind == "gat":
@@ -70,10 +75,19 @@ class Coupling(nn.Module):
             self.conv = GINConv(mlp, train_eps=True)
         elif kind == "gatedgcn":
             self.conv = ResGatedGraphConv(dim, dim)
+        elif kind == "grand_attention":
+            self.attention = EdgeAttention(dim, attention if attention is not None else AttentionCfg())
         else:
             raise ValueError(unknown_choice("model.coupling", kind, COUPLINGS))
 
-    def forward(self, x: Tensor, graph: EdgeGraph) -> Tensor:
+    def attention_at(self, x0: Tensor, graph: EdgeGraph) -> Tensor:
+        """grand_attention: A(X(0)) on the edges of ``graph.sparse_with_self_loops()``, shape [E]."""
+        return self.attention(x0, graph.sparse_with_self_loops())
+
+    def forward(self, x: Tensor, graph: EdgeGraph, values: Tensor | None = None) -> Tensor:
+        """F(X); ``values`` is the fixed attention A(X(0)) of the grand_attention coupling."""
+        if values is not None:
+            return graph.sparse_with_self_loops().matmul(values, x)
         if self.kind == "gcn":
             return self.gcn(x, graph)
         if self.kind == "gat":
@@ -94,12 +108,12 @@ class Coupling(nn.Module):
 class OscillatorDynamics(GraphODEFunc):
     """f(t, [X, Y]) = [Y, sigma(F(X) + R(X)) - gamma X - alpha Y], or the sourced rates (module docstring)."""
 
-    closure_names = ("x0", "y0")
+    closure_names = ("x0", "y0", "values")
 
     def __init__(self, cfg: GraphconModelCfg) -> None:
         super().__init__()
         dim = cfg.hidden_dim
-        self.coupling = Coupling(cfg.coupling, dim, cfg.heads)
+        self.coupling = Coupling(cfg.coupling, dim, cfg.heads, cfg.attention)
         self.residual = cfg.residual
         self.res = nn.Linear(dim, dim) if cfg.residual in ("linear", "v1", "v2") else None
         self.sigma = activation(cfg.activation)
@@ -109,14 +123,17 @@ class OscillatorDynamics(GraphODEFunc):
         self.mix = nn.Parameter(torch.zeros(3)) if cfg.source else None
         self.x0: Tensor | None = None
         self.y0: Tensor | None = None
+        self.values: Tensor | None = None  # grand_attention: A(X(0)) on the edges, fixed during the solve
 
     def prepare(self, x0: Tensor, graph: EdgeGraph) -> None:
         self.graph = graph
         if self.mix is not None:
             self.x0, self.y0 = split_state(x0)  # the initial state [X(0), Y(0)]
+        if self.coupling.attention is not None:
+            self.values = self.coupling.attention_at(split_state(x0)[0], graph)
 
     def coupling_term(self, x: Tensor) -> Tensor:
-        f = self.coupling(x, self.graph)
+        f = self.coupling(x, self.graph, self.values)
         if self.residual == "linear":
             f = f + self.res(x)
         elif self.residual == "v1":
@@ -229,6 +246,8 @@ def check_graphcon_cfg(cfg: GraphconModelCfg, solver: SolverCfg) -> list[str]:
     for key in ("input_dropout", "dropout", "step_dropout"):
         if not 0 <= getattr(cfg, key) < 1:
             problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
+    if cfg.attention is not None:
+        problems.extend(check_attention_cfg(cfg.attention))
     if cfg.residual in ("v1", "v2") and cfg.coupling != "gcn":
         problems.append(f"model.residual '{cfg.residual}' uses the GCN weight; needs model.coupling 'gcn'")
     if cfg.step_dropout > 0 and solver.method not in IMEX_SCHEMES:
