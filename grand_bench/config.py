@@ -300,6 +300,10 @@ class TunerCfg:
     gpus_per_trial: float = 0.0  # fractional: 0.25 packs four trials per GPU (needs device=cuda)
     max_concurrent_trials: int | None = None  # default: as many as the resources allow
     address: str = "local"  # local (a fresh embedded Ray) | auto (a running cluster) | ray://host:port
+    # Nice value of a local Ray's trial workers. Ray's own default, 15, lets any other busy process on the
+    # machine starve the trials (10-40x slower epochs measured here); a cluster keeps the value its
+    # `ray start` was given (RAY_worker_niceness=0 ray start ...).
+    worker_niceness: int = 0
     storage_path: str = "results/sweeps"  # Ray's experiment folders: <storage_path>/<sweep>/
     resume: bool = False  # continue the interrupted sweep of this name (Tuner.restore)
     checkpoint_every: int = 10  # epochs between trial checkpoints; 0 = none (an interrupted trial restarts)

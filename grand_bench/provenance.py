@@ -64,6 +64,8 @@ def machine(device: str) -> dict[str, object]:
         "device": device,
         "torch_threads": torch.get_num_threads(),
     }
+    if hasattr(os, "nice"):  # the process's scheduling priority: a niced run's timings are not comparable
+        info["niceness"] = os.nice(0)
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -13,14 +13,16 @@ import datetime as dt
 import math
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch_geometric.data import Data
 
 from . import provenance
 from .allocator import keep_freed_memory
-from .data import load_graph, make_split
+from .data import Split, load_graph, make_split
 from .data.graph_level import ERROR_METRICS, is_graph_level, load_graph_dataset
 from .diagnostics import BestModelDiagnostics
 from .errors import ConfigError
@@ -99,25 +101,33 @@ def make_record(cfg: DictConfig, outcome, split, device: torch.device) -> dict:
     }
 
 
-def train_one(
-    cfg: DictConfig,
-    data,
-    graph,
-    device: torch.device,
-    callbacks: Sequence[Callback] = (),
-    before_fit: Callable[[Trainer], object] | None = None,
-    name: str | None = None,
-) -> tuple[dict, Trainer]:
-    """Train one resolved (split, seed) config on loaded data; its run record (not yet stored) and trainer.
+@dataclass
+class NodeRun:
+    """One node-level run set up and ready to train: its trainer, and what its record needs afterwards."""
 
-    ``before_fit`` sees the trainer before training starts (a sweep trial restores its checkpoint there).
-    """
-    provenance.git_commit()  # cached now: the record names the code as it was when the run started
-    keep_freed_memory(cfg.keep_freed_memory)
-    if is_graph_level(cfg.dataset):  # `data` is a GraphDataset, trained in mini-batches of graphs
-        from .run_graph import train_graph_one  # imports this module
+    cfg: DictConfig
+    trainer: Trainer
+    split: Split
+    device: torch.device
+    diagnostics: BestModelDiagnostics | None
+    data: Data
+    graph: object
 
-        return train_graph_one(cfg, data, device, callbacks, before_fit, name)
+    def record(self) -> dict:
+        """The run record of the finished trainer (not yet stored); closes the run's logger."""
+        outcome, cfg = self.trainer.outcome, self.cfg
+        record = make_record(cfg, outcome, self.split, self.device)
+        if self.diagnostics is not None and outcome.status == "ok":
+            model = self.trainer.model
+            record["diagnostics"] = self.diagnostics.collect(model, self.data.x, self.graph, self.data.edge_index)
+        self.trainer.logger.finish({k: record[k] for k in ("best_val", "test_at_best_val", "best_epoch", "status")})
+        return record
+
+
+def start_node_run(
+    cfg: DictConfig, data, graph, device: torch.device, callbacks: Sequence[Callback] = (), name: str | None = None
+) -> NodeRun:
+    """Split, seed, model, logger and trainer of one resolved node-level (split, seed) config."""
     split = make_split(data, cfg.split, cfg.dataset)
     split = type(split)(*(idx.to(device) for idx in (split.train, split.val, split.test)))
     seed_everything(cfg.seed)
@@ -130,14 +140,33 @@ def train_one(
     diagnostics = BestModelDiagnostics(cfg.diagnostics) if cfg.diagnostics.dirichlet else None
     callbacks = [*callbacks, diagnostics] if diagnostics is not None else callbacks
     trainer = Trainer(model, data.x, graph, data.y, split, cfg.optim, cfg.train, cfg.eval, logger, name, callbacks)
+    return NodeRun(cfg, trainer, split, device, diagnostics, data, graph)
+
+
+def train_one(
+    cfg: DictConfig,
+    data,
+    graph,
+    device: torch.device,
+    callbacks: Sequence[Callback] = (),
+    before_fit: Callable[[Trainer], object] | None = None,
+    name: str | None = None,
+) -> tuple[dict, Trainer]:
+    """Train one resolved (split, seed) config on loaded data; its run record (not yet stored) and trainer.
+
+    ``before_fit`` sees the trainer before training starts (``train.py``'s resume restores its checkpoint there).
+    """
+    provenance.git_commit()  # cached now: the record names the code as it was when the run started
+    keep_freed_memory(cfg.keep_freed_memory)
+    if is_graph_level(cfg.dataset):  # `data` is a GraphDataset, trained in mini-batches of graphs
+        from .run_graph import train_graph_one  # imports this module
+
+        return train_graph_one(cfg, data, device, callbacks, before_fit, name)
+    run = start_node_run(cfg, data, graph, device, callbacks, name)
     if before_fit is not None:
-        before_fit(trainer)
-    outcome = trainer.fit()
-    record = make_record(cfg, outcome, split, device)
-    if diagnostics is not None and outcome.status == "ok":
-        record["diagnostics"] = diagnostics.collect(model, data.x, graph, data.edge_index)
-    logger.finish({k: record[k] for k in ("best_val", "test_at_best_val", "best_epoch", "status")})
-    return record, trainer
+        before_fit(run.trainer)
+    run.trainer.fit()
+    return run.record(), run.trainer
 
 
 def load_data(cfg: DictConfig, device: torch.device) -> tuple:

@@ -120,7 +120,7 @@ def test_bad_search_space_entries_fail_in_one_line(tmp_path, entry, message):
         (["tuner.gpus_per_trial=0.25"], "tuner.gpus_per_trial=0.25 needs device=cuda"),
         (["tuner.grace_period=50", "train.epochs=20"], "tuner.grace_period=50 must be <= tuner.max_t"),
         (["tuner.reduction_factor=1"], "tuner.reduction_factor must be >= 2, got 1"),
-        (["seeds=[0,1]"], "a sweep trial is one run: drop seeds=[...]"),
+        (["tuner.worker_niceness=20"], "tuner.worker_niceness must be in 0..19 (a nice value), got 20"),
         (["tuner.sweep=a/b"], "tuner.sweep 'a/b' must use only letters, digits"),
         (["dataset=zinc"], "dataset 'zinc' is graph-level (mini-batch training): run it with train.py"),
     ],
@@ -202,6 +202,8 @@ def test_sweep_records_trials_a_failure_an_early_stop_and_exports_a_preset(
     assert ok["status"] == "ok" and ok["epochs_run"] == 2 and len(ok["history"]["val"]) == 2
     assert ok["stopped_early"] is True and ok["resumed_from"] is None  # ASHA's last rung is max_t=2 < 3 epochs
     assert ok["config"]["train"]["epochs"] == 3 and 0.01 <= ok["config"]["optim"]["lr"] <= 0.02
+    # The trial ran at the driver's priority (tuner.worker_niceness=0), not 15 above it (Ray's default).
+    assert ok["machine"]["niceness"] == os.nice(0)
 
     summary = outcome.summary
     assert (len(summary.ranked), len(summary.failed), summary.errored, summary.unfinished) == (1, 1, {}, 0)
@@ -269,6 +271,77 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(sweep_cfg, ra
     resumed = next(r for r in records if r["trial_id"] != done["trial_id"])
     assert resumed["resumed_from"] in (1, 2) and resumed["epochs_run"] == 3 and len(resumed["history"]["val"]) == 3
     assert {r["config"]["optim"]["lr"] for r in records} == {0.01, 0.02}
+
+
+_reported: list[dict] = []  # module level, as _interrupted
+
+
+class KeepResults(tune.Callback):
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        _reported.append({"trial_id": trial.trial_id, "epoch": result["epoch"], "val": result["val"]})
+
+
+@pytest.mark.slow
+def test_trial_over_several_splits_trains_them_in_lockstep_and_reports_their_mean(
+    sweep_cfg, ray_session, planetoid_root, tmp_path
+):
+    """splits=[0,1]: each trial trains one run per split; Tune sees the mean, each run trains as alone."""
+    space = write_space(tmp_path, {"optim.lr": {"type": "grid", "values": [0.01, 0.05]}})
+    _reported.clear()
+    outcome = run_sweep(
+        sweep_cfg(f"tuner.space={space}", "tuner=random", "split=random", "splits=[0,1]"), callbacks=[KeepResults()]
+    )
+    records = read_records(tmp_path / "runs")
+    assert sorted((r["config"]["optim"]["lr"], r["split_index"]) for r in records) == [
+        (0.01, 0),
+        (0.01, 1),
+        (0.05, 0),
+        (0.05, 1),
+    ]
+    by_trial: dict[str, list[dict]] = {}
+    for r in records:
+        by_trial.setdefault(r["trial_id"], []).append(r)
+    assert len(by_trial) == 2 and all(len(runs) == 2 for runs in by_trial.values())
+    for result in _reported:  # what ASHA would compare: the mean of the runs' validation scores that epoch
+        runs = by_trial[result["trial_id"]]
+        epoch_mean = sum(r["history"]["val"][result["epoch"] - 1] for r in runs) / 2
+        assert result["val"] == pytest.approx(epoch_mean, abs=1e-6)  # histories keep 6 decimals
+    assert len(_reported) == 2 * 3
+
+    best = outcome.summary.best
+    assert best["runs"] == 2 and best["runs_of"] == [(0, 0), (1, 0)]
+    means = {tid: sum(r["best_val"] for r in runs) / 2 for tid, runs in by_trial.items()}
+    assert best["best_val"] == pytest.approx(max(means.values())) and means[best["trial_id"]] == max(means.values())
+    assert "| rank | trial | runs |" in outcome.summary_file.read_text()
+    assert "'splits=[0,1]'" in outcome.preset.read_text()
+
+    # Private RNG streams: train.py trains each split of the best trial alone to the same numbers.
+    rerun = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            f"experiment=sweep_{best['sweep']}",
+            "splits=[0,1]",
+            f"data_root={planetoid_root}",
+            "raw_mirror=null",
+            f"results_dir={tmp_path / 'rerun'}",
+            "train.progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    alone = {r["split_index"]: r["history"]["val"] for r in read_records(tmp_path / "rerun")}
+    assert alone == {r["split_index"]: r["history"]["val"] for r in by_trial[best["trial_id"]]}
+
+
+def test_listed_runs_and_a_space_drawing_the_same_key_are_refused(run_cfg, tmp_path):
+    space = write_space(tmp_path, {"seed": {"type": "grid", "values": [0, 1]}})
+    cfg = run_cfg(*FAST, "tuner=random", f"tuner.space={space}", "seeds=[0,1]", f"tuner.storage_path={tmp_path}")
+    with pytest.raises(ConfigError, match=r"seeds=\[...\] makes every trial run each of them, .* also draws 'seed'"):
+        run_sweep(cfg)
 
 
 @pytest.mark.slow

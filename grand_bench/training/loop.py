@@ -11,7 +11,7 @@ import math
 import random
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -214,6 +214,14 @@ class Trainer:
 
     def fit(self) -> RunOutcome:
         """Train until ``train.epochs`` (from the current epoch, so a resumed trainer continues)."""
+        for _ in self.epochs():
+            pass
+        return self.outcome
+
+    def epochs(self) -> Iterator[dict[str, float]]:
+        """``fit`` one epoch at a time: yields each epoch's metrics after the callbacks have seen them, and
+        fills ``outcome`` when it ends (so several runs can train in lockstep, as a multi-split sweep trial).
+        Setting ``should_stop`` before the next step ends it cleanly."""
         out = self.outcome
         bar = tqdm(
             total=self.train_cfg.epochs,
@@ -226,7 +234,7 @@ class Trainer:
         start = self._fit_start = time.perf_counter()
         try:
             # Patience is checked before each epoch, so a run resumed at its stopping epoch stops there too.
-            while self.epoch < self.train_cfg.epochs and not self.patience_exhausted():
+            while self.epoch < self.train_cfg.epochs and not self.patience_exhausted() and not self.should_stop:
                 metrics = self.run_epoch()
                 bar.update()
                 bar.set_postfix(
@@ -238,8 +246,7 @@ class Trainer:
                 self.logger.log(metrics, step=self.epoch)
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, self.epoch, metrics)
-                if self.should_stop:
-                    break
+                yield metrics
         except RunFailed as err:
             out.status, out.error, out.failed_epoch = "failed", f"{type(err).__name__}: {err}", self.epoch + 1
         finally:
@@ -250,7 +257,6 @@ class Trainer:
             float(np.mean(self.nfe[k])) if self.nfe[k] else 0.0 for k in ("forward", "backward", "eval")
         )
         out.history = self.history
-        return out
 
     def improved(self, scores: dict[str, float]) -> bool:
         """Strictly better than the best epoch so far on ``train.select``: the validation metric in its

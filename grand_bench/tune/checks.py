@@ -75,12 +75,19 @@ def check_tuner(cfg: DictConfig) -> None:
         problems.append(f"tuner.checkpoint_every must be >= 0 (0 = never), got {t.checkpoint_every}")
     if t.max_concurrent_trials is not None and t.max_concurrent_trials < 1:
         problems.append(f"tuner.max_concurrent_trials must be >= 1, got {t.max_concurrent_trials}")
+    if not 0 <= t.worker_niceness <= 19:
+        problems.append(f"tuner.worker_niceness must be in 0..19 (a nice value), got {t.worker_niceness}")
     if not check_address(t.address):
         problems.append(f"unknown tuner.address '{t.address}'; valid: local, auto, ray://<host>:<port>")
-    if cfg.seeds is not None or cfg.splits is not None:
-        problems.append(
-            "a sweep trial is one run: drop seeds=[...] / splits=[...] (search seed or split.index instead); "
-            "evaluate the best preset over many: train.py experiment=sweep_<name> 'seeds=[...]'"
-        )
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def check_runs_per_trial(cfg: DictConfig, searched: list[str]) -> None:
+    """``splits=[...]`` / ``seeds=[...]`` give every trial those runs; the space cannot also draw them."""
+    for listed, key in (("splits", "split.index"), ("seeds", "seed")):
+        if cfg[listed] is not None and key in searched:
+            raise ConfigError(
+                f"{listed}=[...] makes every trial run each of them, and the search space also draws '{key}': "
+                f"drop one of the two"
+            )

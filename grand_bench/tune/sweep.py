@@ -23,7 +23,7 @@ from ..errors import ConfigError, GrandBenchError
 from ..report.store import portable_paths, record_path
 from ..run import absolute
 from ..validate import validate
-from .checks import check_tuner, max_t, sweep_name
+from .checks import check_runs_per_trial, check_tuner, max_t, sweep_name
 from .export import export_preset, preset_name
 from .scheduler import board_name, make_scheduler, open_board
 from .space import build_param_space, searched_keys, space_name
@@ -75,13 +75,14 @@ def quiet_divergences() -> None:
         ray_logger.addFilter(OneLineDivergence())
 
 
-def connect(address: str) -> None:
+def connect(address: str, worker_niceness: int) -> None:
     """Start an embedded Ray (``local``: always a fresh one, never a stale cluster) or join a running one."""
     import ray
 
     try:
         if address == "local":
-            ray.init(address="local", include_dashboard=False)
+            # worker_niceness: a raylet setting, so it reaches only the Ray this call starts.
+            ray.init(address="local", include_dashboard=False, _system_config={"worker_niceness": worker_niceness})
         else:
             ray.init(address=address)
     except ConnectionError as err:
@@ -143,6 +144,7 @@ def run_sweep(cfg: DictConfig, callbacks: Sequence = ()) -> SweepOutcome:
     container = trial_container(cfg, sweep)
     param_space, entries = build_param_space(cfg, container, space)
     params = searched_keys(entries)
+    check_runs_per_trial(cfg, list(entries))
     if t.resume and not experiment.is_dir():
         raise ConfigError(f"tuner.resume=true but there is no sweep '{sweep}' at {experiment}; run it without resume")
     if not t.resume and experiment.exists():
@@ -160,7 +162,7 @@ def run_sweep(cfg: DictConfig, callbacks: Sequence = ()) -> SweepOutcome:
     import ray
     from ray import tune
 
-    connect(t.address)
+    connect(t.address, t.worker_niceness)
     quiet_divergences()
     try:
         # Only ASHA stops trials; the handle is held for the whole sweep (the board lives while it is held).
@@ -220,14 +222,30 @@ def tuner_line(cfg: DictConfig, space: str) -> str:
 
 def preset_header(cfg: DictConfig, summary: SweepSummary, space: str) -> list[str]:
     best, name = summary.best, preset_name(summary.sweep)
+    scores = f"val {100 * best['best_val']:.2f} %, test at best val {100 * best['test_at_best_val']:.2f} %"
+    if best["runs"] == 1:
+        lines = [
+            f"{scores} (epoch {best['best_epoch']} of {best['epochs_run']}, {best['model']} on {best['dataset']}, "
+            f"{best['split']} split {best['split_index']}, seed {best['seed']}). Written by tune.py.",
+            f"Re-run: python train.py experiment={name}",
+        ]
+    else:
+        lines = [
+            f"{scores}: means over its {best['runs']} runs ({best['model']} on {best['dataset']}, {best['split']} "
+            f"split, {runs_args(cfg)}). Written by tune.py.",
+            f"Re-run: python train.py experiment={name} {runs_args(cfg)}",
+        ]
     return [
         f"Best trial of sweep '{summary.sweep}' ({best['trial_id']}; {tuner_line(cfg, space)}):",
-        f"val {100 * best['best_val']:.2f} %, test at best val {100 * best['test_at_best_val']:.2f} % "
-        f"(epoch {best['best_epoch']} of {best['epochs_run']}, {best['model']} on {best['dataset']}, "
-        f"{best['split']} split {best['split_index']}, seed {best['seed']}). Written by tune.py.",
-        f"Re-run: python train.py experiment={name}",
+        *lines,
         f"The papers' protocol (many splits x seeds): python train.py experiment={name} 'seeds=[0,1,2,3,4,5,6,7,8,9]'",
     ]
+
+
+def runs_args(cfg: DictConfig) -> str:
+    """The splits / seeds every trial ran, as train.py arguments."""
+    lists = {key: cfg[key] for key in ("splits", "seeds") if cfg[key] is not None}
+    return " ".join(f"'{key}=[{','.join(str(v) for v in values)}]'" for key, values in lists.items())
 
 
 def summary_header(
