@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -207,6 +208,31 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_result(ring):
     outcome = resumed.fit()
     assert outcome.history == uninterrupted.history
     assert (outcome.best_epoch, outcome.test_at_best_val) == (uninterrupted.best_epoch, uninterrupted.test_at_best_val)
+
+
+def test_epochs_one_at_a_time_match_fit_and_time_only_the_training(ring):
+    """Trainer.epochs(), as a lockstep sweep trial drives it: the same run as fit(), and the seconds it stood
+    suspended between epochs (while other runs trained) are not in its timings."""
+    from grand_bench.config import BaselineModelCfg, EvalCfg, OptimCfg, SolverCfg, TrainCfg
+    from grand_bench.data import Split
+    from grand_bench.models.baselines import baseline_graph, build_baseline
+    from grand_bench.training import Trainer, seed_everything
+
+    split = Split(torch.arange(0, 10), torch.arange(10, 20), torch.arange(20, 30))
+    cfg = BaselineModelCfg(name="mlp", layer="mlp", hidden_dim=8)
+
+    def trainer() -> Trainer:
+        seed_everything(0)
+        model = build_baseline(cfg, SolverCfg(), ring)
+        train_cfg = TrainCfg(epochs=3, progress=False)
+        return Trainer(model, ring.x, baseline_graph(ring, cfg), ring.y, split, OptimCfg(), train_cfg, EvalCfg())
+
+    whole = trainer().fit()
+    stepped = trainer()
+    for _ in stepped.epochs():
+        time.sleep(0.5)
+    assert stepped.outcome.history == whole.history and stepped.outcome.epochs_run == 3
+    assert stepped.outcome.train_seconds < 0.5 and stepped.state_dict()["elapsed"] == stepped.outcome.train_seconds
 
 
 @pytest.mark.parametrize("select", ["val_metric", "val_loss"])

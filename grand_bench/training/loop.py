@@ -157,8 +157,8 @@ class Trainer:
         self.since_best = 0
         self.should_stop = False  # a callback sets this to end fit() cleanly after the current epoch
         self.higher_is_better = True  # best-validation selection keeps the highest score (False: lowest, e.g. MAE)
-        self.elapsed = 0.0  # training seconds before a resume
-        self._fit_start: float | None = None
+        self.elapsed = 0.0  # seconds spent in completed epochs (a resumed run: its earlier ones included)
+        self._epoch_began: float | None = None
 
     def train_step(self) -> tuple[float, int, int]:
         self.model.train()
@@ -231,10 +231,10 @@ class Trainer:
             dynamic_ncols=True,
             leave=False,
         )
-        start = self._fit_start = time.perf_counter()
         try:
             # Patience is checked before each epoch, so a run resumed at its stopping epoch stops there too.
             while self.epoch < self.train_cfg.epochs and not self.patience_exhausted() and not self.should_stop:
+                self._epoch_began = time.perf_counter()
                 metrics = self.run_epoch()
                 bar.update()
                 bar.set_postfix(
@@ -246,17 +246,24 @@ class Trainer:
                 self.logger.log(metrics, step=self.epoch)
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, self.epoch, metrics)
+                self.elapsed = self.seconds_trained()
+                self._epoch_began = None  # not timed while suspended: lockstep runs train in turn
                 yield metrics
         except RunFailed as err:
             out.status, out.error, out.failed_epoch = "failed", f"{type(err).__name__}: {err}", self.epoch + 1
+            self.elapsed, self._epoch_began = self.seconds_trained(), None
         finally:
             bar.close()
-        out.train_seconds = self.elapsed + time.perf_counter() - start
+        out.train_seconds = self.elapsed
         out.seconds_per_epoch = out.train_seconds / max(len(self.nfe["forward"]), 1)
         out.nfe_forward, out.nfe_backward, out.nfe_eval = (
             float(np.mean(self.nfe[k])) if self.nfe[k] else 0.0 for k in ("forward", "backward", "eval")
         )
         out.history = self.history
+
+    def seconds_trained(self) -> float:
+        """Seconds spent training this run so far, the running epoch included."""
+        return self.elapsed + (time.perf_counter() - self._epoch_began if self._epoch_began is not None else 0.0)
 
     def improved(self, scores: dict[str, float]) -> bool:
         """Strictly better than the best epoch so far on ``train.select``: the validation metric in its
@@ -282,7 +289,7 @@ class Trainer:
             "outcome": self.outcome.as_dict(),
             "history": self.history,
             "nfe": self.nfe,
-            "elapsed": self.elapsed + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
+            "elapsed": self.seconds_trained(),
             "rng": rng_states(),
         }
 
