@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from grand_bench.errors import ConfigError
 from grand_bench.provenance import PROJECT_ROOT
@@ -142,6 +143,23 @@ def test_every_preset_composes_for_every_model_it_runs(name, row_name, col_name)
     for key, value in cell_overrides(spec, row, col).items():
         if key not in ("seeds", "splits"):
             assert same_value(config_value(plain, key), value), (key, value)
+
+
+def test_a_row_with_its_own_best_files_uses_them_where_they_exist():
+    """GRAFF (D) (`best: graff_d`): conf/best/graff_d_wisconsin.yaml on Wisconsin, graff_texas.yaml on Texas."""
+    spec = load_spec("graff2022_table1")
+    row = next(r for r in spec.rows if r.name == "GRAFF (D)")
+    assert row.best == "graff_d"
+    own = yaml.safe_load((PROJECT_ROOT / "conf" / "best" / "graff_d_wisconsin.yaml").read_text())
+    shared = yaml.safe_load((PROJECT_ROOT / "conf" / "best" / "graff_texas.yaml").read_text())
+    wisconsin = preset_config("graff2022_table1", "GRAFF (D)", "Wisconsin")
+    texas = preset_config("graff2022_table1", "GRAFF (D)", "Texas")
+    assert wisconsin["model"]["time"] == own["model"]["time"] and wisconsin["optim"]["lr"] == own["optim"]["lr"]
+    assert texas["model"]["time"] == shared["model"]["time"] and texas["optim"]["lr"] == shared["optim"]["lr"]
+    # the row's overrides still apply on top, and the main GRAFF row keeps the shared file on Wisconsin
+    assert (wisconsin["model"]["w_style"], wisconsin["model"]["w_trainable"]) == ("diag", False)
+    main_row = preset_config("graff2022_table1", "GRAFF (DD)", "Wisconsin")
+    assert main_row["model"]["time"] != own["model"]["time"]
 
 
 # ------------------------------------------------------------------------------------------------ aggregation

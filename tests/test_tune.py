@@ -344,6 +344,14 @@ def test_listed_runs_and_a_space_drawing_the_same_key_are_refused(run_cfg, tmp_p
         run_sweep(cfg)
 
 
+def test_a_space_that_fixes_train_epochs_sets_ashas_last_rung(run_cfg, tmp_path):
+    space = write_space(tmp_path, {"train.epochs": 2, "optim.lr": {"type": "uniform", "low": 0.01, "high": 0.02}})
+    cfg = run_cfg(*FAST, "tuner=asha", f"tuner.space={space}", "tuner.grace_period=3", f"tuner.storage_path={tmp_path}")
+    assert cfg.train.epochs == 3  # FAST's: grace_period 3 fits it, not the 2 epochs every trial runs
+    with pytest.raises(ConfigError, match=r"tuner.grace_period=3 must be <= tuner.max_t \(default train.epochs\) 2"):
+        run_sweep(cfg)
+
+
 @pytest.mark.slow
 def test_tune_cli_errors_are_one_line(tmp_path):
     def tune_py(*args: str) -> subprocess.CompletedProcess:

@@ -42,6 +42,8 @@ def cell_command(spec: TableSpec, row: Row, col: Column, extra: list[str]) -> li
     preset = row.preset or spec.preset
     overrides = [f"model={row.model}", f"dataset={col.dataset}"]
     overrides += [f"experiment={preset}"] if preset else []
+    if row.best and (CONF_DIR / "best" / f"{row.best}_{col.dataset}.yaml").is_file():
+        overrides.append(f"best={row.best}_{col.dataset}")
     overrides += [f"{k}={hydra_value(v)}" for k, v in cell_overrides(spec, row, col).items()]
     return [*overrides, f"tag={spec.tags[0]}", "train.progress=false", *extra]
 

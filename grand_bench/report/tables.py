@@ -57,7 +57,7 @@ SPEC_KEYS = {
     "cell_notes": False,
 }
 COLUMN_KEYS = ("name", "dataset", "vars", "overrides", "note")
-ROW_KEYS = ("name", "model", "preset", "overrides", "note")
+ROW_KEYS = ("name", "model", "preset", "best", "overrides", "note")
 _ABSENT = object()
 
 
@@ -75,6 +75,9 @@ class Row:
     name: str  # the paper's row (the reference CSV's `model`)
     model: str | None  # ours; None: not implemented in grand_bench
     preset: str | None = None  # conf/experiment/<preset>.yaml; default: the table's
+    # The row's own per-dataset values: conf/best/<best>_<dataset>.yaml where it exists replaces
+    # <model>_<dataset>.yaml (an ablation row tuned apart from the model's main row).
+    best: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     note: str = ""
 

@@ -132,6 +132,15 @@ def make_tuner(cfg: DictConfig, sweep: str, storage: Path, param_space: dict, pa
     )
 
 
+def with_fixed_values(cfg: DictConfig, entries: dict) -> DictConfig:
+    """``cfg`` with the space's fixed values (entries that are not domains): what every trial runs."""
+    fixed = copy.deepcopy(cfg)
+    for key, spec in entries.items():
+        if not isinstance(spec, dict):
+            OmegaConf.update(fixed, key, spec, merge=False)
+    return fixed
+
+
 def run_sweep(cfg: DictConfig, callbacks: Sequence = ()) -> SweepOutcome:
     """Run (or resume) the sweep ``cfg`` describes. ``callbacks``: extra Ray Tune callbacks (tests)."""
     start = time.perf_counter()
@@ -143,6 +152,8 @@ def run_sweep(cfg: DictConfig, callbacks: Sequence = ()) -> SweepOutcome:
     space = space_name(cfg)
     container = trial_container(cfg, sweep)
     param_space, entries = build_param_space(cfg, container, space)
+    cfg = with_fixed_values(cfg, entries)
+    check_tuner(cfg)  # again, on what the trials run: a space that fixes train.epochs sets ASHA's max_t
     params = searched_keys(entries)
     check_runs_per_trial(cfg, list(entries))
     if t.resume and not experiment.is_dir():
