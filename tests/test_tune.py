@@ -34,6 +34,28 @@ def write_space(folder, entries: dict) -> str:
     return str(path)
 
 
+def train_preset(preset: str, data_root, results_dir, *overrides: str) -> list[dict]:
+    """Run ``train.py experiment=<preset>`` as a user would (a fresh process); the records it wrote."""
+    rerun = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            f"experiment={preset}",
+            *overrides,
+            f"data_root={data_root}",
+            "raw_mirror=null",
+            f"results_dir={results_dir}",
+            "train.progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    return read_records(results_dir)
+
+
 # ---------------------------------------------------------------- search spaces (no Ray started)
 
 EVERY_DOMAIN = {
@@ -216,24 +238,7 @@ def test_sweep_records_trials_a_failure_an_early_stop_and_exports_a_preset(
     # The exported preset runs through train.py and trains exactly the trial's run.
     assert outcome.preset == CONF_DIR / "experiment" / f"sweep_{name}.yaml"
     assert outcome.preset.read_text().startswith("# @package _global_")
-    rerun = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "train.py"),
-            f"experiment=sweep_{name}",
-            "train.epochs=2",
-            f"data_root={planetoid_root}",
-            "raw_mirror=null",
-            f"results_dir={tmp_path / 'rerun'}",
-            "train.progress=false",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    (again,) = read_records(tmp_path / "rerun")
+    (again,) = train_preset(f"sweep_{name}", planetoid_root, tmp_path / "rerun", "train.epochs=2")
     assert again["tag"] == f"sweep_{name}" and again["config"]["optim"]["lr"] == ok["config"]["optim"]["lr"]
     assert again["history"]["val"] == ok["history"]["val"] and again["best_val"] == ok["best_val"]
 
@@ -316,24 +321,8 @@ def test_trial_over_several_splits_trains_them_in_lockstep_and_reports_their_mea
     assert "'splits=[0,1]'" in outcome.preset.read_text()
 
     # Private RNG streams: train.py trains each split of the best trial alone to the same numbers.
-    rerun = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "train.py"),
-            f"experiment=sweep_{best['sweep']}",
-            "splits=[0,1]",
-            f"data_root={planetoid_root}",
-            "raw_mirror=null",
-            f"results_dir={tmp_path / 'rerun'}",
-            "train.progress=false",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    alone = {r["split_index"]: r["history"]["val"] for r in read_records(tmp_path / "rerun")}
+    runs = train_preset(f"sweep_{best['sweep']}", planetoid_root, tmp_path / "rerun", "splits=[0,1]")
+    alone = {r["split_index"]: r["history"]["val"] for r in runs}
     assert alone == {r["split_index"]: r["history"]["val"] for r in by_trial[best["trial_id"]]}
 
 
