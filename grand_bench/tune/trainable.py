@@ -135,7 +135,7 @@ def restore(group: Lockstep) -> int | None:
         return None
     with checkpoint.as_directory() as folder:
         state = load_state(Path(folder) / STATE_FILE)  # weights-only: tensors and plain values, no pickled objects
-    group.load_state_dicts(state["runs"])
+    group.load_state_dicts(state.get("runs", [state]))  # [state]: a one-run checkpoint of an older sweep
     return max(run.trainer.epoch for run in group.runs)
 
 
