@@ -251,9 +251,9 @@ class Trainer:
                 yield metrics
         except RunFailed as err:
             out.status, out.error, out.failed_epoch = "failed", f"{type(err).__name__}: {err}", self.epoch + 1
-            self.elapsed, self._epoch_began = self.seconds_trained(), None
         finally:
             bar.close()
+            self.elapsed, self._epoch_began = self.seconds_trained(), None  # a failed epoch's time counts too
         out.train_seconds = self.elapsed
         out.seconds_per_epoch = out.train_seconds / max(len(self.nfe["forward"]), 1)
         out.nfe_forward, out.nfe_backward, out.nfe_eval = (
