@@ -126,6 +126,7 @@ class BaselineModelCfg:
     num_layers: int = 2  # layers in the stack; the input and output layers count unless `encoder`
     hidden_dim: int = 64  # width of hidden layers (GAT: all heads together, heads x per-head width)
     dropout: float = 0.5  # before every layer, the input features included
+    input_dropout: float | None = None  # on the input features instead of `dropout` (GGCN's GCN: 0)
     activation: str = "relu"  # relu | elu
     residual: bool = False  # h <- h + layer(h) for every hidden -> hidden layer
     batch_norm: bool = False  # BatchNorm1d after every hidden layer, before the activation

@@ -193,7 +193,8 @@ class BaselineGNN(nn.Module):
         self.norm = spec.norm(cfg) if callable(spec.norm) else spec.norm
         self.dropedge = cfg.dropedge
         self.dropout = nn.Dropout(cfg.dropout)
-        self.input_dropout = InputDropout(cfg.dropout)  # the same dropout on the raw features, sparse-aware
+        # on the raw features (sparse-aware): `dropout` unless `input_dropout` says otherwise
+        self.input_dropout = InputDropout(cfg.dropout if cfg.input_dropout is None else cfg.input_dropout)
         self.act = ACTIVATIONS[cfg.activation]()
         hidden, n = cfg.hidden_dim, cfg.num_layers
         encode = cfg.encoder or spec.encoder
@@ -262,8 +263,8 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
     for key in ("num_layers", "hidden_dim", "heads", "out_heads", "kernels", "pseudo_dim", "K"):
         if getattr(cfg, key) < 1:
             problems.append(f"model.{key} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("dropout", "dropedge", "attn_dropout"):
-        if not 0 <= getattr(cfg, key) < 1:
+    for key in ("dropout", "dropedge", "attn_dropout", "input_dropout"):
+        if getattr(cfg, key) is not None and not 0 <= getattr(cfg, key) < 1:
             problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
     if cfg.layer == "gat" and cfg.heads >= 1 and cfg.hidden_dim % cfg.heads:
         problems.append(f"model.heads={cfg.heads} must divide model.hidden_dim={cfg.hidden_dim} (gat)")

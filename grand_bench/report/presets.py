@@ -1,7 +1,7 @@
 """A table cell's runs as its preset composes them today (shared by ``reproduce.py`` and ``make tables``).
 
-A cell's command line is ``model=<row> dataset=<column> experiment=<preset>`` plus the table's, row's and
-column's overrides; each of the table's ``repeat`` variants adds its own. ``cell_settings`` is the set of
+A cell's command line is ``model=<row> dataset=<column> experiment=<preset>`` plus the table's, column's and
+row's overrides; each of the table's ``repeat`` variants adds its own. ``cell_settings`` is the set of
 setting keys (``run_key.setting_key``) of those composed configs: a record counts for the cell only when its
 config has one of them, so a record made under an earlier version of the preset (other hyper-parameters,
 epochs, a trial override) drops out of the table instead of mixing with the current preset's runs.

@@ -211,8 +211,9 @@ def _check_distinct(spec: TableSpec, where: str) -> None:
 
 
 def cell_overrides(spec: TableSpec, row: Row, col: Column) -> dict[str, Any]:
-    """The table's, the row's and the column's overrides (later wins), ``{var}`` filled from the column's vars."""
-    merged: dict[str, Any] = {**spec.overrides, **row.overrides, **col.overrides}
+    """The table's, the column's and the row's overrides (later wins: a row names its model's protocol),
+    ``{var}`` filled from the column's vars."""
+    merged: dict[str, Any] = {**spec.overrides, **col.overrides, **row.overrides}
     out = {}
     for key, value in merged.items():
         if isinstance(value, str) and "{" in value:
