@@ -97,6 +97,21 @@ def test_residual_passes_the_state_through_a_zeroed_hidden_layer(ring):
     torch.testing.assert_close(out, bias.expand_as(out))  # without the skip the zeroed layer erases h
 
 
+@pytest.mark.parametrize("layer", ["gcn", "mlp"])
+def test_input_dropout_replaces_dropout_on_the_input_features_only(ring, layer):
+    """A one-layer stack drops out only its input: at input_dropout 0 training equals evaluation, by default not."""
+    graph = baseline_graph(ring)
+    for input_dropout, same in ((0.0, True), (None, False)):
+        model = build(base_cfg(layer=layer, num_layers=1, dropout=0.9, input_dropout=input_dropout), ring)
+        evaluated = model(ring.x, graph)
+        torch.manual_seed(1)
+        trained = model.train()(ring.x, graph)
+        assert torch.allclose(trained, evaluated) is same, input_dropout
+    # with hidden layers, dropout still acts between them
+    model = build(base_cfg(layer=layer, num_layers=2, hidden_dim=8, dropout=0.9, input_dropout=0.0), ring)
+    assert not torch.allclose(model.train()(ring.x, graph), model.eval()(ring.x, graph))
+
+
 def test_dropedge_drops_edges_in_training_only_and_is_seeded(ring):
     graph = baseline_graph(ring)
     cfg = base_cfg(layer="gat", num_layers=2, hidden_dim=16, heads=2, dropout=0.0, attn_dropout=0.0, dropedge=0.5)
@@ -250,6 +265,7 @@ def test_monet_pseudo_coordinates_come_from_in_degrees(ring):
         ("model.heads=5", "model.heads=5 must divide model.hidden_dim=64 (gat)"),
         ("model.dropedge=1.0", "model.dropedge must be in [0, 1), got 1.0"),
         ("model.dropout=-0.1", "model.dropout must be in [0, 1), got -0.1"),
+        ("model.input_dropout=1.0", "model.input_dropout must be in [0, 1), got 1.0"),
         ("model.aggr=median", "unknown model.aggr 'median'; valid: mean, max, sum"),
         ("model.activation=tanh", "unknown model.activation 'tanh'; valid: relu, elu"),
     ],

@@ -201,7 +201,9 @@ def test_one_run_recorded_under_two_tags_counts_once():
         record(model="gcn", dataset="texas", split="geom_gcn", tag=tag, test=0.6, config=same)
         for tag in ("graphcon2022_table2", "graff2022_table1")
     ]
-    records.append(record(model="gcn", dataset="texas", split="geom_gcn", tag="graff2022_table1", test=0.5, config=row_overrides))
+    texas_run = dict(model="gcn", dataset="texas", split="geom_gcn")
+    other = record(**texas_run, tag="graff2022_table1", test=0.5, config=row_overrides)
+    records.append(other)
     texas = cell(aggregate(spec, records), spec, "GCN", "Texas")
     assert texas.n == 2 and texas.mean == pytest.approx(55.0)
 

@@ -8,6 +8,8 @@ import torch
 from torch_geometric.data import Data
 
 from grand_bench.models import family
+from grand_bench.report.presets import cell_command
+from grand_bench.report.tables import load_spec
 from grand_bench.validate import validate
 
 from .conftest import compose_cfg
@@ -81,3 +83,36 @@ def test_preset_builds_a_model_for_a_webkb_sized_graph(model):
     fam = family(cfg.model)
     out = fam.build(cfg.model, cfg.solver, data).eval()(data.x, fam.graph(data, cfg.model))
     assert out.shape == (n, classes) and torch.isfinite(out).all()
+
+
+# Yan et al.'s table_1_<model>.sh (weight decay, hidden width, dropout) on the heterophilic datasets
+YAN = {
+    ("gcn", "chameleon"): (5e-5, 16, 0.5),
+    ("gat", "wisconsin"): (5e-5, 64, 0.6),
+    ("mlp", "actor"): (1e-3, 16, 0.0),
+    ("mlp", "squirrel"): (1e-4, 16, 0.6),
+    ("mlp", "chameleon"): (1e-8, 16, 0.5),
+}
+
+
+@pytest.mark.parametrize(("model", "dataset"), sorted(YAN))
+def test_yan_baseline_cells_compose_their_commands_and_protocol(model, dataset):
+    """GRAFF Table 1's GCN / GAT / MLP cells: Yan et al.'s values on row-normalised features, although the
+    Wikipedia and Actor columns give every other row raw features (the row's override beats the column's)."""
+    spec = load_spec("graff2022_table1")
+    row = next(r for r in spec.rows if r.model == model)
+    col = next(c for c in spec.columns if c.dataset == dataset)
+    cfg = compose_cfg(cell_command(spec, row, col, []))
+    validate(cfg)
+    decay, hidden, dropout = YAN[(model, dataset)]
+    assert cfg.optim.weight_decay == pytest.approx(decay)
+    assert (cfg.model.hidden_dim, cfg.model.dropout) == (hidden, dropout)
+    assert cfg.dataset.normalize_features and cfg.dataset.edge_direction == "reverse"
+    assert (cfg.train.epochs, cfg.train.patience, cfg.train.select) == (1500, 100, "val_loss")
+    assert list(cfg.splits) == list(range(10)) and cfg.tag == "graff2022_table1"
+    if model == "gcn":
+        assert cfg.model.input_dropout == 0.0
+    # another row of the same column keeps the column's raw features
+    graff = next(r for r in spec.rows if r.model == "graff")
+    if col.overrides:
+        assert not compose_cfg(cell_command(spec, graff, col, [])).dataset.normalize_features
