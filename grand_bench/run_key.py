@@ -52,6 +52,7 @@ ADDED_WITH_DEFAULT = {
     "train.select": "val_metric",  # best-validation-metric selection, as before the option existed
     "model.attention": None,  # GraphCON: no grand_attention coupling (GRAND's attention is always a mapping)
     "model.input_dropout": None,  # baselines: the input features dropped at `dropout`, as before the option existed
+    "optim.decay_scope": "all",  # every parameter decayed, as before the option existed
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.

@@ -23,7 +23,7 @@ from .models.graphcon import check_graphcon_cfg
 from .models.reaction_diffusion import check_implicit_solver, check_reaction_diffusion_cfg
 from .solvers import TORCHDIFFEQ_METHODS, is_fixed_step, methods
 from .solvers.implicit import LINEAR_SOLVERS
-from .training import LOGGERS, OPTIMIZERS
+from .training import DECAY_SCOPES, LOGGERS, OPTIMIZERS
 
 DEVICES = ("cpu", "cuda", "auto")
 MODEL_CHECKS = {
@@ -195,6 +195,9 @@ def validate(cfg: Config) -> None:
         problems.extend(MODEL_CHECKS[cfg.model.family](cfg.model, cfg.solver))
     problems.extend(check_implicit_solver(cfg.model, cfg.solver))  # implicit schemes need linear dynamics
     _choice(problems, "optim.name", cfg.optim.name, OPTIMIZERS)
+    _choice(problems, "optim.decay_scope", cfg.optim.decay_scope, DECAY_SCOPES)
+    if cfg.optim.decay_scope == "first_layer" and cfg.model.family != "baseline":
+        problems.append(f"optim.decay_scope=first_layer is for the baseline models, not {cfg.model.name!r}")
     _positive(problems, "optim.lr", cfg.optim.lr)
     if cfg.optim.weight_decay < 0:
         problems.append(f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay}")

@@ -8,12 +8,13 @@ from omegaconf import OmegaConf
 from torch_geometric.data import Batch
 from torch_geometric.nn import GCNConv, SAGEConv
 
-from grand_bench.config import BaselineModelCfg
+from grand_bench.config import BaselineModelCfg, OptimCfg
 from grand_bench.errors import ConfigError
 from grand_bench.models import FAMILIES, family
 from grand_bench.models.baselines import LAYERS, BaselineGNN, baseline_graph, pseudo_coordinates
 from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
+from grand_bench.training import build_optimizer
 from grand_bench.validate import validate
 
 from .conftest import compose_cfg, ring_graph
@@ -110,6 +111,35 @@ def test_input_dropout_replaces_dropout_on_the_input_features_only(ring, layer):
     # with hidden layers, dropout still acts between them
     model = build(base_cfg(layer=layer, num_layers=2, hidden_dim=8, dropout=0.9, input_dropout=0.0), ring)
     assert not torch.allclose(model.train()(ring.x, graph), model.eval()(ring.x, graph))
+
+
+@pytest.mark.parametrize(
+    ("layer", "scope", "decayed"),
+    [
+        ("gcn", "first_layer", {"layers.0.lin.weight"}),
+        ("gcnii", "first_layer", {"encoder.weight"}),
+        ("gcn", "all", {"layers.0.lin.weight", "layers.1.lin.weight", "layers.2.lin.weight"}),
+    ],
+)
+def test_decay_scope_chooses_the_weights_that_weight_decay_shrinks(ring, layer, scope, decayed):
+    """With a zero loss gradient an SGD step only decays: exactly the scope's weights move (biases start at 0)."""
+    model = build(base_cfg(layer=layer, num_layers=3, hidden_dim=8), ring)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optim = OmegaConf.structured(OptimCfg(name="sgd", lr=0.1, weight_decay=0.5, decay_scope=scope))
+    optimizer = build_optimizer(optim, model)
+    (0 * model(ring.x, baseline_graph(ring)).sum()).backward()
+    optimizer.step()
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert moved == decayed
+
+
+def test_first_layer_decay_is_refused_for_a_model_without_a_first_layer():
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(["model=grand_l", "optim.decay_scope=first_layer"]))
+    assert "optim.decay_scope=first_layer is for the baseline models, not 'grand_l'" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(["model=gcn", "optim.decay_scope=last"]))
+    assert "unknown optim.decay_scope 'last'; valid: all, first_layer" in str(err.value)
 
 
 def test_dropedge_drops_edges_in_training_only_and_is_seeded(ring):

@@ -212,6 +212,11 @@ class BaselineGNN(nn.Module):
         self.hidden_layers = n if encode else n - 1
         self.propagation = APPNP(cfg.K, cfg.alpha, normalize=False) if spec.propagate else None
 
+    @property
+    def first_layer(self) -> nn.Module:
+        """The layer that reads the input features (optim.decay_scope=first_layer decays its weights alone)."""
+        return self.encoder if self.encoder is not None else self.layers[0]
+
     def edges(self, graph: EdgeGraph) -> Edges:
         """The edges of this forward pass: DropEdge in training, then the layer's normalisation."""
         index = graph.edge_index

@@ -2,9 +2,10 @@
 
 from .loggers import LOGGERS, make_logger
 from .loop import Callback, RunOutcome, Trainer, peak_memory_mb, seed_everything
-from .optim import OPTIMIZERS, build_optimizer
+from .optim import DECAY_SCOPES, OPTIMIZERS, build_optimizer
 
 __all__ = [
+    "DECAY_SCOPES",
     "LOGGERS",
     "Callback",
     "OPTIMIZERS",

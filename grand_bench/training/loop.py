@@ -144,7 +144,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model, self.x, self.graph, self.y, self.split = model, x, graph, y, split
-        self.optimizer = build_optimizer(optim, model.parameters())
+        self.optimizer = build_optimizer(optim, model)
         self.train_cfg, self.eval_cfg = train, evaluation
         self.logger = logger or NullLogger()
         self.description = description

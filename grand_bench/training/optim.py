@@ -1,19 +1,36 @@
-"""Optimizer from config."""
+"""Optimizer from config, with L2 on every parameter or on the first layer's weights only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
+from torch import nn
 
 from ..config import OptimCfg
 from ..errors import unknown_choice
 
 OPTIMIZERS = ("adam", "adamw", "adamax", "rmsprop", "sgd")
+DECAY_SCOPES = ("all", "first_layer")
 
 
-def build_optimizer(cfg: OptimCfg, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def parameter_groups(cfg: OptimCfg, model: nn.Module) -> list[dict]:
+    """The trainable parameters, all decayed, or with ``decay_scope=first_layer`` only the weights of the
+    model's ``first_layer`` (Kipf & Welling's and Shchur et al.'s GCN put their L2 term there alone)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.decay_scope == "all":
+        return [{"params": params}]
+    if cfg.decay_scope != "first_layer":
+        raise ValueError(unknown_choice("optim.decay_scope", cfg.decay_scope, DECAY_SCOPES))
+    first = getattr(model, "first_layer", None)
+    if not isinstance(first, nn.Module):
+        name = type(model).__name__
+        raise ValueError(f"optim.decay_scope=first_layer needs a model with a first layer; {name} has none")
+    decayed = [p for name, p in first.named_parameters() if p.requires_grad and not name.endswith("bias")]
+    kept = {id(p) for p in decayed}
+    return [{"params": decayed}, {"params": [p for p in params if id(p) not in kept], "weight_decay": 0.0}]
+
+
+def build_optimizer(cfg: OptimCfg, model: nn.Module) -> torch.optim.Optimizer:
+    params = parameter_groups(cfg, model)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":
