@@ -441,7 +441,8 @@ def test_cells_outside_the_tolerance_are_listed_in_the_index_with_what_is_known(
     records = [record(model="gcn", tag="t1", test=0.50), record(model="grand_l", tag="t1", test=0.60)]
     write_tables(records, tmp_path / "out", ["t1"], spec_dir=spec_dir, settings=any_setting)
     index = (tmp_path / "out" / "README.md").read_text()
-    assert "| [t1](t1.md) | GCN | Cora | 50.0 ± 0.0 [1] | 81.9 ± 0.8 | -31.90 ▼ | a known cause |" in index
+    # the cell's note, then the row's
+    assert "| [t1](t1.md) | GCN | Cora | 50.0 ± 0.0 [1] | 81.9 ± 0.8 | -31.90 ▼ | a known cause" in index
     assert "| [t1](t1.md) | GRAND-l | Cora | 60.0 ± 0.0 [1] |" in index and "Cause not found. |" in index
     (spec_dir / "bad.yaml").write_text(text.replace("\ncell_notes:\n", '\ncell_notes:\n  "GCN / Mars": "x"\n', 1))
     with pytest.raises(ConfigError, match="cell_notes key 'GCN / Mars' is not '<row> / <column>'"):
