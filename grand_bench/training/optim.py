@@ -22,8 +22,8 @@ def parameter_groups(cfg: OptimCfg, model: nn.Module) -> list[dict]:
         raise ValueError(unknown_choice("optim.decay_scope", cfg.decay_scope, DECAY_SCOPES))
     first = getattr(model, "first_layer", None)
     if not isinstance(first, nn.Module):
-        name = type(model).__name__
-        raise ValueError(f"optim.decay_scope=first_layer needs a model with a first layer; {name} has none")
+        kind = type(model).__name__
+        raise ValueError(f"optim.decay_scope=first_layer needs a model with a first layer; {kind} has none")
     decayed = [p for name, p in first.named_parameters() if p.requires_grad and not name.endswith("bias")]
     kept = {id(p) for p in decayed}
     return [{"params": decayed}, {"params": [p for p in params if id(p) not in kept], "weight_decay": 0.0}]
