@@ -244,7 +244,7 @@ class TrainCfg:
     patience: int | None = None  # stop after this many epochs without a better validation score
     # Which validation score picks the reported epoch (and counts patience): val_metric (the dataset's metric,
     # the papers' default) | val_loss (node-level only: GCNII's and GraphCON's WebKB code kept the epoch of
-    # the lowest validation loss)
+    # the lowest validation loss) | val_objective (val_loss + the optimiser's L2 term, as Shchur et al.'s code)
     select: str = "val_metric"
     progress: bool = True  # progress bar with loss / val / NFE per epoch
     # Save a checkpoint every k epochs (0 = never) to <checkpoint_dir>/<run key>/; resume=true continues from it.

@@ -32,7 +32,7 @@ MODEL_CHECKS = {
     "reaction_diffusion": check_reaction_diffusion_cfg,
 }
 WANDB_MODES = ("disabled", "offline", "online")
-TRAIN_SELECT = ("val_metric", "val_loss")
+TRAIN_SELECT = ("val_metric", "val_loss", "val_objective")
 SEED_LIMIT = 2**32  # numpy's seed range: seeds and random-split indices both seed numpy
 REWIRING = {"method": ("none", "gdc"), "diffusion": ("ppr", "heat"), "sparsification": ("topk", "threshold")}
 
@@ -204,8 +204,10 @@ def validate(cfg: Config) -> None:
     _positive(problems, "train.epochs", cfg.train.epochs)
     _positive(problems, "train.patience", cfg.train.patience, allow_none=True)
     _choice(problems, "train.select", cfg.train.select, TRAIN_SELECT)
-    if cfg.train.select == "val_loss" and is_graph_level(cfg.dataset):
-        problems.append("train.select=val_loss is for node-level datasets; graph-level runs select on val_metric")
+    if cfg.train.select in ("val_loss", "val_objective") and is_graph_level(cfg.dataset):
+        problems.append(
+            f"train.select={cfg.train.select} is for node-level datasets; graph-level runs select on val_metric"
+        )
     _choice(problems, "logger.name", cfg.logger.name, LOGGERS)
     _choice(problems, "device", cfg.device, DEVICES)
     if cfg.eval.time_selection:

@@ -2,7 +2,8 @@
 
 Selection follows the papers' code (reference §1.7): the reported test score is the one of the epoch
 whose validation score is strictly higher than every earlier epoch's; with ``train.select=val_loss``, the
-epoch whose validation loss is strictly lower than every earlier epoch's.
+epoch whose validation loss is strictly lower than every earlier epoch's; with ``val_objective``, the same on
+the validation loss plus the optimiser's L2 term (Shchur et al.'s early stopping watched that sum).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from ..config import EvalCfg, OptimCfg, TrainCfg
 from ..errors import ConfigError, RunFailed, SolverError
 from .loggers import Logger, NullLogger
-from .optim import build_optimizer
+from .optim import build_optimizer, l2_penalty
 
 
 def seed_everything(seed: int) -> None:
@@ -91,7 +92,7 @@ class RunOutcome:
     error: str | None = None
     failed_epoch: int | None = None
     best_val: float = float("nan")
-    best_val_loss: float = float("nan")  # train.select=val_loss only
+    best_val_loss: float = float("nan")  # train.select=val_loss (val_objective: with the L2 term) only
     test_at_best_val: float = float("nan")
     train_at_best_val: float = float("nan")
     best_epoch: int = 0
@@ -172,8 +173,10 @@ class Trainer:
 
     def _scores(self, logits: Tensor) -> dict[str, float]:
         scores = {name: accuracy(logits, self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
-        if self.train_cfg.select == "val_loss":
+        if self.train_cfg.select in ("val_loss", "val_objective"):
             scores["val_loss"] = self.loss_fn(logits[self.split.val], self.y[self.split.val]).item()
+            if self.train_cfg.select == "val_objective":
+                scores["val_loss"] += l2_penalty(self.optimizer)
         return scores
 
     @torch.no_grad()
@@ -268,7 +271,7 @@ class Trainer:
     def improved(self, scores: dict[str, float]) -> bool:
         """Strictly better than the best epoch so far on ``train.select``: the validation metric in its
         direction (MAE: lower) or the validation loss (lower)."""
-        if self.train_cfg.select == "val_loss":
+        if self.train_cfg.select in ("val_loss", "val_objective"):
             val, best, higher_is_better = scores["val_loss"], self.outcome.best_val_loss, False
         else:
             val, best, higher_is_better = scores["val"], self.outcome.best_val, self.higher_is_better

@@ -29,6 +29,16 @@ def parameter_groups(cfg: OptimCfg, model: nn.Module) -> list[dict]:
     return [{"params": decayed}, {"params": [p for p in params if id(p) not in kept], "weight_decay": 0.0}]
 
 
+@torch.no_grad()
+def l2_penalty(optimizer: torch.optim.Optimizer) -> float:
+    """The L2 term whose gradient the optimiser's (coupled) weight decay adds: sum over groups of wd / 2 * |p|^2."""
+    return sum(
+        group["weight_decay"] / 2 * sum(float(p.pow(2).sum()) for p in group["params"])
+        for group in optimizer.param_groups
+        if group["weight_decay"]
+    )
+
+
 def build_optimizer(cfg: OptimCfg, model: nn.Module) -> torch.optim.Optimizer:
     params = parameter_groups(cfg, model)
     if cfg.name == "adam":
