@@ -15,6 +15,7 @@ from grand_bench.models.baselines import LAYERS, BaselineGNN, baseline_graph, ps
 from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
 from grand_bench.training import build_optimizer
+from grand_bench.training.optim import l2_penalty
 from grand_bench.validate import validate
 
 from .conftest import compose_cfg, ring_graph
@@ -131,6 +132,19 @@ def test_decay_scope_chooses_the_weights_that_weight_decay_shrinks(ring, layer, 
     optimizer.step()
     moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     assert moved == decayed
+
+
+def test_val_objective_adds_the_l2_term_of_the_decayed_weights_alone(ring):
+    """train.select=val_objective watches cross entropy + wd / 2 |W|^2 over the weights the optimiser decays."""
+    model = build(base_cfg(layer="gcn", num_layers=2, hidden_dim=8), ring)
+    optim = OmegaConf.structured(OptimCfg(weight_decay=0.5, decay_scope="first_layer"))
+    first = model.layers[0].lin.weight
+    assert l2_penalty(build_optimizer(optim, model)) == pytest.approx(0.25 * float(first.pow(2).sum()))
+    optim.decay_scope = "all"
+    every = sum(float(p.pow(2).sum()) for p in model.parameters())
+    assert l2_penalty(build_optimizer(optim, model)) == pytest.approx(0.25 * every)
+    optim.weight_decay = 0.0
+    assert l2_penalty(build_optimizer(optim, model)) == 0
 
 
 def test_first_layer_decay_is_refused_for_a_model_without_a_first_layer():

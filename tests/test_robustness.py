@@ -340,7 +340,12 @@ def test_runs_of_one_setting_share_its_setting_key_and_other_settings_do_not():
 
 @pytest.mark.parametrize(
     ("group", "key", "other"),
-    [("solver", "reverse_pass", "false"), ("dataset", "edge_direction", "reverse"), ("train", "select", "val_loss")],
+    [
+        ("solver", "reverse_pass", "false"),
+        ("dataset", "edge_direction", "reverse"),
+        ("train", "select", "val_loss"),
+        ("optim", "decay_scope", "first_layer"),
+    ],
 )
 def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_default(group, key, other):
     cfg = _plain(compose_cfg(FAST))

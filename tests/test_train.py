@@ -132,7 +132,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, official, public, random"),
         (["solver=rk4"], "error: solver.method 'rk4' is fixed-step: set solver.step_size (> 0)"),
         (["tuner=asha"], "error: tuner=asha is a sweep: run it with tune.py"),
-        (["train.select=val_auc"], "error: unknown train.select 'val_auc'; valid: val_metric, val_loss"),
+        (["train.select=val_auc"], "error: unknown train.select 'val_auc'; valid: val_metric, val_loss, val_objective"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
@@ -235,11 +235,11 @@ def test_epochs_one_at_a_time_match_fit_and_time_only_the_training(ring):
     assert stepped.outcome.train_seconds < 0.5 and stepped.state_dict()["elapsed"] == stepped.outcome.train_seconds
 
 
-@pytest.mark.parametrize("select", ["val_metric", "val_loss"])
+@pytest.mark.parametrize("select", ["val_metric", "val_loss", "val_objective"])
 def test_reported_epoch_is_the_first_best_on_the_selected_validation_score(run_cfg, select):
     record = run(run_cfg(*FAST, "train.epochs=12", f"train.select={select}"))[0]
     history, best = record["history"], record["best_epoch"]
-    if select == "val_loss":
+    if select != "val_metric":
         assert best == 1 + min(range(12), key=lambda e: (history["val_loss"][e], e))
     else:
         assert "val_loss" not in history
