@@ -138,10 +138,10 @@ def test_val_objective_adds_the_l2_term_of_the_decayed_weights_alone(ring):
     """train.select=val_objective watches cross entropy + wd / 2 |W|^2 over the weights the optimiser decays."""
     model = build(base_cfg(layer="gcn", num_layers=2, hidden_dim=8), ring)
     optim = OmegaConf.structured(OptimCfg(weight_decay=0.5, decay_scope="first_layer"))
-    first = model.layers[0].lin.weight
+    first = model.layers[0].lin.weight.detach()
     assert l2_penalty(build_optimizer(optim, model)) == pytest.approx(0.25 * float(first.pow(2).sum()))
     optim.decay_scope = "all"
-    every = sum(float(p.pow(2).sum()) for p in model.parameters())
+    every = sum(float(p.detach().pow(2).sum()) for p in model.parameters())
     assert l2_penalty(build_optimizer(optim, model)) == pytest.approx(0.25 * every)
     optim.weight_decay = 0.0
     assert l2_penalty(build_optimizer(optim, model)) == 0
