@@ -23,7 +23,7 @@ from .models.graphcon import check_graphcon_cfg
 from .models.reaction_diffusion import check_implicit_solver, check_reaction_diffusion_cfg
 from .solvers import TORCHDIFFEQ_METHODS, is_fixed_step, methods
 from .solvers.implicit import LINEAR_SOLVERS
-from .training import DECAY_SCOPES, LOGGERS, OPTIMIZERS
+from .training import DECAY_SCOPES, LOGGERS, LOSS_SELECTIONS, OPTIMIZERS
 
 DEVICES = ("cpu", "cuda", "auto")
 MODEL_CHECKS = {
@@ -32,7 +32,7 @@ MODEL_CHECKS = {
     "reaction_diffusion": check_reaction_diffusion_cfg,
 }
 WANDB_MODES = ("disabled", "offline", "online")
-TRAIN_SELECT = ("val_metric", "val_loss", "val_objective")
+TRAIN_SELECT = ("val_metric", *LOSS_SELECTIONS)
 SEED_LIMIT = 2**32  # numpy's seed range: seeds and random-split indices both seed numpy
 REWIRING = {"method": ("none", "gdc"), "diffusion": ("ppr", "heat"), "sparsification": ("topk", "threshold")}
 
@@ -204,7 +204,7 @@ def validate(cfg: Config) -> None:
     _positive(problems, "train.epochs", cfg.train.epochs)
     _positive(problems, "train.patience", cfg.train.patience, allow_none=True)
     _choice(problems, "train.select", cfg.train.select, TRAIN_SELECT)
-    if cfg.train.select in ("val_loss", "val_objective") and is_graph_level(cfg.dataset):
+    if cfg.train.select in LOSS_SELECTIONS and is_graph_level(cfg.dataset):
         problems.append(
             f"train.select={cfg.train.select} is for node-level datasets; graph-level runs select on val_metric"
         )

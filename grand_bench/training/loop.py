@@ -26,6 +26,9 @@ from ..errors import ConfigError, RunFailed, SolverError
 from .loggers import Logger, NullLogger
 from .optim import build_optimizer, l2_penalty
 
+# train.select values that pick (and count patience on) the lowest validation loss rather than the metric
+LOSS_SELECTIONS = ("val_loss", "val_objective")
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -173,7 +176,7 @@ class Trainer:
 
     def _scores(self, logits: Tensor) -> dict[str, float]:
         scores = {name: accuracy(logits, self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
-        if self.train_cfg.select in ("val_loss", "val_objective"):
+        if self.train_cfg.select in LOSS_SELECTIONS:
             scores["val_loss"] = self.loss_fn(logits[self.split.val], self.y[self.split.val]).item()
             if self.train_cfg.select == "val_objective":
                 scores["val_loss"] += l2_penalty(self.optimizer)
@@ -271,7 +274,7 @@ class Trainer:
     def improved(self, scores: dict[str, float]) -> bool:
         """Strictly better than the best epoch so far on ``train.select``: the validation metric in its
         direction (MAE: lower) or the validation loss (lower)."""
-        if self.train_cfg.select in ("val_loss", "val_objective"):
+        if self.train_cfg.select in LOSS_SELECTIONS:
             val, best, higher_is_better = scores["val_loss"], self.outcome.best_val_loss, False
         else:
             val, best, higher_is_better = scores["val"], self.outcome.best_val, self.higher_is_better

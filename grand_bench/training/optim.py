@@ -32,11 +32,12 @@ def parameter_groups(cfg: OptimCfg, model: nn.Module) -> list[dict]:
 @torch.no_grad()
 def l2_penalty(optimizer: torch.optim.Optimizer) -> float:
     """The L2 term whose gradient the optimiser's (coupled) weight decay adds: sum over groups of wd / 2 * |p|^2."""
-    return sum(
-        group["weight_decay"] / 2 * sum(float(p.pow(2).sum()) for p in group["params"])
+    terms = [
+        group["weight_decay"] / 2 * sum(p.pow(2).sum() for p in group["params"])
         for group in optimizer.param_groups
-        if group["weight_decay"]
-    )
+        if group["weight_decay"] and group["params"]
+    ]
+    return float(sum(terms))  # one device sync for the whole sum
 
 
 def build_optimizer(cfg: OptimCfg, model: nn.Module) -> torch.optim.Optimizer:
