@@ -233,7 +233,8 @@ class OptimCfg:
     name: str = "adam"  # adam | adamw | adamax | rmsprop | sgd
     lr: float = 0.01
     weight_decay: float = 5e-4
-    # all | first_layer: L2 on the first layer's weights alone (baselines; Kipf & Welling's, Shchur et al.'s GCN)
+    # all | weights: no biases (Shchur et al.'s GAT) | first_layer: the first layer's weights alone (baselines;
+    # Kipf & Welling's, Shchur et al.'s GCN)
     decay_scope: str = "all"
     momentum: float = 0.0  # sgd / rmsprop
 

@@ -134,6 +134,24 @@ def test_decay_scope_chooses_the_weights_that_weight_decay_shrinks(ring, layer, 
     assert moved == decayed
 
 
+@pytest.mark.parametrize(("scope", "biases_move"), [("weights", False), ("all", True)])
+def test_weights_scope_decays_every_weight_and_attention_vector_but_no_bias(ring, scope, biases_move):
+    model = build(base_cfg(layer="gat", num_layers=2, hidden_dim=8, heads=2), ring)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.fill_(1.0)  # non-zero, so that decay would move them
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optim = OmegaConf.structured(OptimCfg(name="sgd", lr=0.1, weight_decay=0.5, decay_scope=scope))
+    optimizer = build_optimizer(optim, model)
+    (0 * model(ring.x, baseline_graph(ring)).sum()).backward()
+    optimizer.step()
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    biases = {name for name in before if name.endswith("bias")}
+    assert any(".att_src" in name for name in moved)  # GAT's attention vectors are weights
+    assert moved == (set(before) if biases_move else set(before) - biases)
+
+
 def test_val_objective_adds_the_l2_term_of_the_decayed_weights_alone(ring):
     """train.select=val_objective watches cross entropy + wd / 2 |W|^2 over the weights the optimiser decays."""
     model = build(base_cfg(layer="gcn", num_layers=2, hidden_dim=8), ring)
@@ -153,7 +171,7 @@ def test_first_layer_decay_is_refused_for_a_model_without_a_first_layer():
     assert "optim.decay_scope=first_layer is for the baseline models, not 'grand_l'" in str(err.value)
     with pytest.raises(ConfigError) as err:
         validate(compose_cfg(["model=gcn", "optim.decay_scope=last"]))
-    assert "unknown optim.decay_scope 'last'; valid: all, first_layer" in str(err.value)
+    assert "unknown optim.decay_scope 'last'; valid: all, weights, first_layer" in str(err.value)
 
 
 def test_dropedge_drops_edges_in_training_only_and_is_seeded(ring):

@@ -1,4 +1,5 @@
-"""Optimizer from config, with L2 on every parameter or on the first layer's weights only."""
+"""Optimizer from config, with L2 on every parameter, on every weight but no bias, or on the first layer's
+weights only."""
 
 from __future__ import annotations
 
@@ -9,22 +10,26 @@ from ..config import OptimCfg
 from ..errors import unknown_choice
 
 OPTIMIZERS = ("adam", "adamw", "adamax", "rmsprop", "sgd")
-DECAY_SCOPES = ("all", "first_layer")
+DECAY_SCOPES = ("all", "weights", "first_layer")
 
 
 def parameter_groups(cfg: OptimCfg, model: nn.Module) -> list[dict]:
-    """The trainable parameters, all decayed, or with ``decay_scope=first_layer`` only the weights of the
-    model's ``first_layer`` (Kipf & Welling's and Shchur et al.'s GCN put their L2 term there alone)."""
+    """The trainable parameters, all decayed; with ``decay_scope=weights`` every one but the biases (Shchur
+    et al.'s TF models regularise weights alone); with ``first_layer`` only the weights of the model's
+    ``first_layer`` (Kipf & Welling's and Shchur et al.'s GCN put their L2 term there alone)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.decay_scope == "all":
         return [{"params": params}]
-    if cfg.decay_scope != "first_layer":
+    if cfg.decay_scope == "weights":
+        scope = model
+    elif cfg.decay_scope == "first_layer":
+        scope = getattr(model, "first_layer", None)
+        if not isinstance(scope, nn.Module):
+            kind = type(model).__name__
+            raise ValueError(f"optim.decay_scope=first_layer needs a model with a first layer; {kind} has none")
+    else:
         raise ValueError(unknown_choice("optim.decay_scope", cfg.decay_scope, DECAY_SCOPES))
-    first = getattr(model, "first_layer", None)
-    if not isinstance(first, nn.Module):
-        kind = type(model).__name__
-        raise ValueError(f"optim.decay_scope=first_layer needs a model with a first layer; {kind} has none")
-    decayed = [p for name, p in first.named_parameters() if p.requires_grad and not name.endswith("bias")]
+    decayed = [p for name, p in scope.named_parameters() if p.requires_grad and not name.endswith("bias")]
     kept = {id(p) for p in decayed}
     return [{"params": decayed}, {"params": [p for p in params if id(p) not in kept], "weight_decay": 0.0}]
 
