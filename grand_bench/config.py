@@ -170,6 +170,10 @@ class GraffModelCfg:
     # without_loops (the reference's get_deg_inv_sqrt: d_i on the data graph's edges only, so a self-loop weighs
     # 1/d_i and an isolated node's row is 0; reference §5.2).
     norm_degree: str = "with_loops"
+    # none | layerwise: the right-hand side standardised per channel over the nodes at every evaluation, as the
+    # reference's "layerwise" BatchNorm1d behaves (never registered: no trained affine, batch statistics in
+    # evaluation too; reference §5.2).
+    conv_batch_norm: str = "none"
 
 
 @dataclass

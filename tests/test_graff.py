@@ -188,6 +188,21 @@ def test_graff_nl_applies_the_nonlinearity_to_the_right_hand_side(ring):
     assert (func.drift(0.0, f) < 0).any() and not func.gradient_flow
 
 
+def test_layerwise_batch_norm_standardises_the_right_hand_side_in_training_and_evaluation(ring):
+    torch.manual_seed(8)
+    cfg = graff_cfg(conv_batch_norm="layerwise", nonlinearity="relu")
+    model = build_graff(cfg, SolverCfg(method="euler"), ring)
+    func = model.ode.func
+    func.prepare(torch.randn(ring.num_nodes, 6), graff_graph(ring, cfg))
+    f = 3 * torch.randn(ring.num_nodes, 6) + 1
+    drift = func.drift(0.0, f)
+    standardised = (drift - drift.mean(0)) / torch.sqrt(drift.var(0, unbiased=False) + 1e-5)
+    for mode in (model.train, model.eval):  # batch statistics either way, as the reference's unregistered BN
+        mode()
+        torch.testing.assert_close(func(torch.tensor(0.0), f), standardised.relu())
+    assert not func.gradient_flow and not list(func.buffers())  # nothing learned, no running statistics
+
+
 def test_spectrum_diagnostics_report_lambda_plus_and_minus(ring):
     torch.manual_seed(6)
     func, _ = flow(ring, w_style="sum")
@@ -217,6 +232,7 @@ def test_permutation_equivariance(ring):
         ("model.omega_style=full", "unknown model.omega_style 'full'; valid: diag, zero, const"),
         ("model.dt=0", "model.dt must be > 0, got 0"),
         ("model.norm_degree=rw", "unknown model.norm_degree 'rw'; valid: with_loops, without_loops"),
+        ("model.conv_batch_norm=global", "unknown model.conv_batch_norm 'global'; valid: none, layerwise"),
     ],
 )
 def test_bad_options_are_one_line_errors(compose, override, message):

@@ -339,20 +339,22 @@ def test_runs_of_one_setting_share_its_setting_key_and_other_settings_do_not():
 
 
 @pytest.mark.parametrize(
-    ("group", "key", "other"),
+    ("model", "group", "key", "other"),
     [
-        ("solver", "reverse_pass", "false"),
-        ("dataset", "edge_direction", "reverse"),
-        ("train", "select", "val_loss"),
-        ("optim", "decay_scope", "first_layer"),
+        (None, "solver", "reverse_pass", "false"),
+        (None, "dataset", "edge_direction", "reverse"),
+        (None, "train", "select", "val_loss"),
+        (None, "optim", "decay_scope", "first_layer"),
+        ("graff", "model", "conv_batch_norm", "layerwise"),
     ],
 )
-def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_default(group, key, other):
-    cfg = _plain(compose_cfg(FAST))
+def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_default(model, group, key, other):
+    base = [f"model={model}"] if model else FAST
+    cfg = _plain(compose_cfg(base))
     before = json.loads(json.dumps(cfg))
     del before[group][key]  # a record written before the option existed
     assert run_key(before) == run_key(cfg)
-    assert run_key(compose_cfg([*FAST, f"{group}.{key}={other}"])) != run_key(cfg)
+    assert run_key(compose_cfg([*base, f"{group}.{key}={other}"])) != run_key(cfg)
 
 
 def _plain(cfg):

@@ -24,8 +24,12 @@ with the shipped Texas values gives 61% instead of 83%). W is built once per for
 (``omega_style``): ``diag`` (learned vector ~ U(-1, 1)), ``zero``, ``const`` (omega_value * I, fixed).
 
 GRAFF-NL (``nonlinearity: relu``) applies the non-linearity to the right-hand side at every step, as the
-camera-ready code does (no longer a gradient flow). The pipeline is ``ContinuousGNN``'s: input dropout,
-linear encoder [+ residual MLP], the flow, ReLU, dropout, linear decoder (reference §5.2).
+camera-ready code does (no longer a gradient flow). ``conv_batch_norm: layerwise`` standardises the right-hand
+side per channel over the nodes before it (the shipped Squirrel and GRAFF-NL settings): the reference's
+BatchNorm1d modules sit in a plain Python list, so their affine parameters are never trained and ``model.eval()``
+does not reach them, and batch statistics are used at test time too (reference §5.2). No gradient flow either.
+The pipeline is ``ContinuousGNN``'s: input dropout, linear encoder [+ residual MLP], the flow, ReLU, dropout,
+linear decoder (reference §5.2).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ W_INITS = ("identity", "uniform")  # diag / diag_dom only; sum, prod, neg_prod a
 OMEGA_STYLES = ("diag", "zero", "const")
 NONLINEARITIES = ("none", "relu", "tanh")
 NORM_DEGREES = ("with_loops", "without_loops")
+CONV_BATCH_NORMS = ("none", "layerwise")
 
 
 def _glorot(*shape: int) -> Tensor:
@@ -99,7 +104,8 @@ class ChannelMixing(nn.Module):
 
 
 class GraffFlow(GraphODEFunc):
-    """f(t, F) = act(Abar F W_t - F Omega + beta F(0)) (module docstring); act = identity for linear GRAFF."""
+    """f(t, F) = act(norm(Abar F W_t - F Omega + beta F(0))) (module docstring); act and norm are the identity
+    for linear GRAFF."""
 
     closure_names = ("x0", "source", "w", "omega")
 
@@ -118,6 +124,7 @@ class GraffFlow(GraphODEFunc):
         self.beta = nn.Parameter(torch.zeros(())) if cfg.add_source else None
         self.nonlinearity = activation(cfg.nonlinearity)
         self.linear = cfg.nonlinearity == "none"
+        self.standardise = cfg.conv_batch_norm == "layerwise"
         self.graph: SparseGraph | None = None
         self.abar: Tensor | None = None
         self.x0 = self.source = self.w = self.omega = None
@@ -155,7 +162,10 @@ class GraffFlow(GraphODEFunc):
         return out
 
     def forward(self, t: Tensor, f: Tensor) -> Tensor:
-        return self.nonlinearity(self.drift(t, f))
+        out = self.drift(t, f)
+        if self.standardise:  # BatchNorm1d with batch statistics and no affine, in training and evaluation
+            out = nn.functional.batch_norm(out, None, None, training=True)
+        return self.nonlinearity(out)
 
     def floor_kernels(self, f: Tensor) -> Callable[[], Tensor]:
         """One channel mixing F W and one product with the normalised adjacency."""
@@ -165,8 +175,8 @@ class GraffFlow(GraphODEFunc):
 
     @property
     def gradient_flow(self) -> bool:
-        """True when F' = -grad E exactly: symmetric, time-independent W and no non-linearity."""
-        return self.w_style in SYMMETRIC_W and not self.time_dependent and self.linear
+        """True when F' = -grad E exactly: symmetric, time-independent W, no non-linearity, no normalisation."""
+        return self.w_style in SYMMETRIC_W and not self.time_dependent and self.linear and not self.standardise
 
     def energy(self, f: Tensor) -> Tensor:
         """E(F) = 1/2 <F, F Omega> - 1/2 <F, Abar F W> - beta <F, F(0)> (GRAFF eq. 5 with the source term)."""
@@ -244,6 +254,7 @@ def check_graff_cfg(cfg: GraffModelCfg, solver: SolverCfg) -> list[str]:
         "omega_style": OMEGA_STYLES,
         "nonlinearity": NONLINEARITIES,
         "norm_degree": NORM_DEGREES,
+        "conv_batch_norm": CONV_BATCH_NORMS,
     }
     for key, valid in choices.items():
         if getattr(cfg, key) not in valid:
