@@ -135,6 +135,7 @@ class BaselineModelCfg:
     heads: int = 8  # gat: heads of the hidden layers (concatenated)
     out_heads: int = 1  # gat: heads of the output layer (averaged)
     attn_dropout: float = 0.6  # gat: dropout on the attention coefficients
+    value_dropout: float = 0.0  # gat: dropout on the transformed features W h_j the attention averages
     aggr: str = "mean"  # sage, monet: neighbour aggregation, mean | max | sum
     project: bool = False  # sage: Linear + ReLU on neighbours before aggregating (GraphSAGE-pool with max)
     train_eps: bool = True  # gin: learn the self-weight epsilon

@@ -53,6 +53,7 @@ ADDED_WITH_DEFAULT = {
     "model.attention": None,  # GraphCON: no grand_attention coupling (GRAND's attention is always a mapping)
     "model.input_dropout": None,  # baselines: the input features dropped at `dropout`, as before the option existed
     "optim.decay_scope": "all",  # every parameter decayed, as before the option existed
+    "model.value_dropout": 0.0,  # GAT: PyG's GATConv, as before the option existed
     "model.conv_batch_norm": "none",  # GRAFF: no normalisation of the right-hand side, as before the option existed
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store

@@ -6,12 +6,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from torch_geometric.data import Batch
-from torch_geometric.nn import GCNConv, SAGEConv
+from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 
 from grand_bench.config import BaselineModelCfg, OptimCfg
 from grand_bench.errors import ConfigError
 from grand_bench.models import FAMILIES, family
-from grand_bench.models.baselines import LAYERS, BaselineGNN, baseline_graph, pseudo_coordinates
+from grand_bench.models.baselines import LAYERS, BaselineGNN, ValueDropoutGATConv, baseline_graph, pseudo_coordinates
 from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
 from grand_bench.training import build_optimizer
@@ -112,6 +112,24 @@ def test_input_dropout_replaces_dropout_on_the_input_features_only(ring, layer):
     # with hidden layers, dropout still acts between them
     model = build(base_cfg(layer=layer, num_layers=2, hidden_dim=8, dropout=0.9, input_dropout=0.0), ring)
     assert not torch.allclose(model.train()(ring.x, graph), model.eval()(ring.x, graph))
+
+
+def test_value_dropout_drops_the_aggregated_features_in_training_only(ring):
+    torch.manual_seed(3)
+    conv = ValueDropoutGATConv(ring.num_features, 4, heads=2, dropout=0.0, value_dropout=0.5)
+    plain = GATConv(ring.num_features, 4, heads=2, dropout=0.0)
+    plain.load_state_dict(conv.state_dict())  # the same parameters: a drop-in GATConv
+    x, edges = ring.x, ring.edge_index
+    torch.testing.assert_close(conv.eval()(x, edges), plain.eval()(x, edges))
+    assert not torch.allclose(conv.train()(x, edges), plain.train()(x, edges))
+    # the attention itself is untouched: with every value kept the two agree in training as well
+    conv.value_dropout = 0.0
+    torch.testing.assert_close(conv(x, edges), plain(x, edges))
+
+
+def test_value_dropout_is_refused_outside_gat():
+    with pytest.raises(ConfigError, match="model.value_dropout is for layer=gat, not 'gcn'"):
+        validate(compose_cfg(["model=gcn", "model.value_dropout=0.5"]))
 
 
 @pytest.mark.parametrize(

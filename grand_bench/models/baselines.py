@@ -12,7 +12,7 @@ propagates the stack's output, Z = APPNP_K(H) (Klicpera et al. 2019, eq. 3).
 Layers (``layer``), each one PyG class:
     mlp       Linear (no graph)                           h' = W h
     gcn       GCNConv (Kipf & Welling 2017, eq. 2)        h' = D^-1/2 (A + I) D^-1/2 h W
-    gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j
+    gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j (``value_dropout``)
     sage      SAGEConv (Hamilton et al. 2017, Alg. 1)     h'_i = W1 h_i + W2 aggr_j h_j (``project``: pool)
     gin       GINConv (Xu et al. 2019, eq. 4.1)           h'_i = MLP((1 + eps) h_i + sum_j h_j)
     gatedgcn  ResGatedGraphConv (Bresson & Laurent 2017)  h'_i = W1 h_i + sum_j sigma(W3 h_i + W4 h_j) * W2 h_j
@@ -141,10 +141,25 @@ def _initial(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, x0, e.adj)
 
 
+class ValueDropoutGATConv(GATConv):
+    """GATConv that also drops the transformed features W h_j before the attention averages them (after the
+    attention logits are computed from them), as Velickovic et al.'s and Shchur et al.'s code do."""
+
+    def __init__(self, *args, value_dropout: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.value_dropout = value_dropout
+
+    def propagate(self, edge_index, x=None, alpha=None, size=None, **kwargs):
+        if self.value_dropout and self.training:  # x = (source, target) transformed features
+            x = (nn.functional.dropout(x[0], self.value_dropout, training=True), x[1])
+        return super().propagate(edge_index, x=x, alpha=alpha, size=size, **kwargs)
+
+
 def _gat(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module:
+    drops = {"dropout": cfg.attn_dropout, "value_dropout": cfg.value_dropout}
     if last:  # output layer: averaged heads (Velickovic et al. use 1 on Cora/CiteSeer, 8 on PubMed)
-        return GATConv(i, o, heads=cfg.out_heads, concat=False, dropout=cfg.attn_dropout)
-    return GATConv(i, o // cfg.heads, heads=cfg.heads, dropout=cfg.attn_dropout)
+        return ValueDropoutGATConv(i, o, heads=cfg.out_heads, concat=False, **drops)
+    return ValueDropoutGATConv(i, o // cfg.heads, heads=cfg.heads, **drops)
 
 
 def _gin(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module:
@@ -268,9 +283,11 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
     for key in ("num_layers", "hidden_dim", "heads", "out_heads", "kernels", "pseudo_dim", "K"):
         if getattr(cfg, key) < 1:
             problems.append(f"model.{key} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("dropout", "dropedge", "attn_dropout", "input_dropout"):
+    for key in ("dropout", "dropedge", "attn_dropout", "input_dropout", "value_dropout"):
         if getattr(cfg, key) is not None and not 0 <= getattr(cfg, key) < 1:
             problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
+    if cfg.value_dropout and cfg.layer != "gat":
+        problems.append(f"model.value_dropout is for layer=gat, not {cfg.layer!r}")
     if cfg.layer == "gat" and cfg.heads >= 1 and cfg.hidden_dim % cfg.heads:
         problems.append(f"model.heads={cfg.heads} must divide model.hidden_dim={cfg.hidden_dim} (gat)")
     if cfg.layer in ("gcnii", "appnp") and not 0 <= cfg.alpha <= 1:
