@@ -143,13 +143,17 @@ def test_value_dropout_is_refused_outside_gat():
 def test_decay_scope_chooses_the_weights_that_weight_decay_shrinks(ring, layer, scope, decayed):
     """With a zero loss gradient an SGD step only decays: exactly the scope's weights move (biases start at 0)."""
     model = build(base_cfg(layer=layer, num_layers=3, hidden_dim=8), ring)
+    assert decayed_by_one_step(model, ring, scope) == decayed
+
+
+def decayed_by_one_step(model: BaselineGNN, data, scope: str) -> set[str]:
+    """The parameters one SGD step with weight decay and a zero loss gradient moves."""
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     optim = OmegaConf.structured(OptimCfg(name="sgd", lr=0.1, weight_decay=0.5, decay_scope=scope))
     optimizer = build_optimizer(optim, model)
-    (0 * model(ring.x, baseline_graph(ring)).sum()).backward()
+    (0 * model(data.x, baseline_graph(data)).sum()).backward()
     optimizer.step()
-    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
-    assert moved == decayed
+    return {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
 
 
 @pytest.mark.parametrize(("scope", "biases_move"), [("weights", False), ("all", True)])
@@ -159,15 +163,10 @@ def test_weights_scope_decays_every_weight_and_attention_vector_but_no_bias(ring
         for name, p in model.named_parameters():
             if name.endswith("bias"):
                 p.fill_(1.0)  # non-zero, so that decay would move them
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    optim = OmegaConf.structured(OptimCfg(name="sgd", lr=0.1, weight_decay=0.5, decay_scope=scope))
-    optimizer = build_optimizer(optim, model)
-    (0 * model(ring.x, baseline_graph(ring)).sum()).backward()
-    optimizer.step()
-    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
-    biases = {name for name in before if name.endswith("bias")}
+    every = {name for name, _ in model.named_parameters()}
+    moved = decayed_by_one_step(model, ring, scope)
     assert any(".att_src" in name for name in moved)  # GAT's attention vectors are weights
-    assert moved == (set(before) if biases_move else set(before) - biases)
+    assert moved == (every if biases_move else {name for name in every if not name.endswith("bias")})
 
 
 def test_val_objective_adds_the_l2_term_of_the_decayed_weights_alone(ring):
