@@ -149,7 +149,9 @@ class ValueDropoutGATConv(GATConv):
         super().__init__(*args, **kwargs)
         self.value_dropout = value_dropout
 
-    def propagate(self, edge_index, x=None, alpha=None, size=None, **kwargs):
+    def propagate(
+        self, edge_index: Tensor, x: tuple[Tensor, Tensor | None], alpha: Tensor, size=None, **kwargs
+    ) -> Tensor:
         if self.value_dropout and self.training:  # x = (source, target) transformed features
             x = (nn.functional.dropout(x[0], self.value_dropout, training=True), x[1])
         return super().propagate(edge_index, x=x, alpha=alpha, size=size, **kwargs)
