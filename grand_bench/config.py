@@ -122,7 +122,7 @@ class BaselineModelCfg:
 
     name: str = MISSING
     family: str = "baseline"
-    layer: str = "gcn"  # mlp | gcn | gat | sage | gin | gatedgcn | monet | cheb | gcnii | appnp
+    layer: str = "gcn"  # mlp | gcn | gat | sage | sage_pool | gin | gatedgcn | monet | cheb | gcnii | appnp
     num_layers: int = 2  # layers in the stack; the input and output layers count unless `encoder`
     hidden_dim: int = 64  # width of hidden layers (GAT: all heads together, heads x per-head width)
     dropout: float = 0.5  # before every layer, the input features included
@@ -138,6 +138,7 @@ class BaselineModelCfg:
     value_dropout: float = 0.0  # gat: dropout on the transformed features W h_j the attention averages
     aggr: str = "mean"  # sage, monet: neighbour aggregation, mean | max | sum
     project: bool = False  # sage: Linear + ReLU on neighbours before aggregating (GraphSAGE-pool with max)
+    pool_dim: int = 32  # sage_pool: width of the ReLU pooling transform (Shchur et al.'s agg_transform_size)
     train_eps: bool = True  # gin: learn the self-weight epsilon
     kernels: int = 3  # monet: Gaussian kernels per layer
     pseudo_dim: int = 2  # monet: pseudo-coordinate dimension after the learned projection

@@ -11,7 +11,14 @@ from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 from grand_bench.config import BaselineModelCfg, OptimCfg
 from grand_bench.errors import ConfigError
 from grand_bench.models import FAMILIES, family
-from grand_bench.models.baselines import LAYERS, BaselineGNN, ValueDropoutGATConv, baseline_graph, pseudo_coordinates
+from grand_bench.models.baselines import (
+    LAYERS,
+    BaselineGNN,
+    PoolSAGEConv,
+    ValueDropoutGATConv,
+    baseline_graph,
+    pseudo_coordinates,
+)
 from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
 from grand_bench.training import build_optimizer
@@ -20,7 +27,7 @@ from grand_bench.validate import validate
 
 from .conftest import compose_cfg, ring_graph
 
-MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "gin", "gatedgcn", "monet", "cheb", "gcnii", "appnp"]
+MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "sage_pool", "gin", "gatedgcn", "monet", "cheb", "gcnii", "appnp"]
 
 
 def model_cfg(name: str, *overrides: str):
@@ -137,6 +144,7 @@ def test_value_dropout_is_refused_outside_gat():
     [
         ("gcn", "first_layer", {"layers.0.lin.weight"}),
         ("gcnii", "first_layer", {"encoder.weight"}),
+        ("sage_pool", "first_layer", {"layers.0.lin_self.weight", "layers.0.lin_neigh.weight"}),  # not .pool
         ("gcn", "all", {"layers.0.lin.weight", "layers.1.lin.weight", "layers.2.lin.weight"}),
     ],
 )
@@ -291,6 +299,24 @@ def test_mean_sage_matches_pyg_sageconv_on_a_directed_graph(project):
         torch.testing.assert_close(a, b)
 
 
+def test_pool_sage_takes_the_max_of_pooled_neighbours_and_self_then_clips_the_l2_norm_at_one():
+    """Shchur et al.'s GraphSAGE-pool: z_i = W_self h_i + b + W_neigh max_{j in N(i) + {i}} ReLU(W_pool h_j),
+    divided by |z_i| only where that is above 1 (rows of both kinds here; node 3 has no edge)."""
+    torch.manual_seed(0)
+    layer = PoolSAGEConv(3, 2, pool_dim=4)
+    torch.nn.init.uniform_(layer.lin_self.bias, -0.1, 0.1)
+    x = torch.randn(4, 3) * torch.tensor([[0.01], [1.0], [10.0], [0.01]])
+    index = torch.tensor([[0, 1, 2], [1, 2, 1]])  # messages 0 -> 1, 1 -> 2, 2 -> 1
+    pooled = (x @ layer.pool.weight.t()).relu()
+    pooled_over = [[0], [1, 0, 2], [2, 1], [3]]
+    neighbours = torch.stack([pooled[nodes].max(0).values for nodes in pooled_over])
+    z = x @ layer.lin_self.weight.t() + layer.lin_self.bias + neighbours @ layer.lin_neigh.weight.t()
+    norms = z.norm(dim=-1, keepdim=True)
+    assert (norms < 1).any() and (norms > 1).any()
+    torch.testing.assert_close(layer(x, index), z / norms.clamp(min=1.0))
+    assert layer.pool.bias is None and layer.lin_neigh.bias is None
+
+
 def test_sage_uses_the_mean_matrix_only_for_mean_aggregation(ring):
     mean, pooled = build(base_cfg(layer="sage"), ring), build(base_cfg(layer="sage", aggr="max"), ring)
     assert (mean.norm, type(mean.layers[0])) == ("mean", MeanSAGEConv)
@@ -338,7 +364,7 @@ def test_monet_pseudo_coordinates_come_from_in_degrees(ring):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, gin, gatedgcn, monet, cheb"),
+        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, sage_pool, gin, gatedgcn, monet, cheb"),
         ("model.num_layers=0", "model.num_layers must be >= 1, got 0"),
         ("model.heads=0", "model.heads must be >= 1, got 0"),
         ("model.heads=5", "model.heads=5 must divide model.hidden_dim=64 (gat)"),
@@ -346,6 +372,7 @@ def test_monet_pseudo_coordinates_come_from_in_degrees(ring):
         ("model.dropout=-0.1", "model.dropout must be in [0, 1), got -0.1"),
         ("model.input_dropout=1.0", "model.input_dropout must be in [0, 1), got 1.0"),
         ("model.aggr=median", "unknown model.aggr 'median'; valid: mean, max, sum"),
+        ("model.pool_dim=0", "model.pool_dim must be >= 1, got 0"),
         ("model.activation=tanh", "unknown model.activation 'tanh'; valid: relu, elu"),
     ],
 )

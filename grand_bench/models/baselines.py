@@ -14,6 +14,7 @@ Layers (``layer``), each one PyG class:
     gcn       GCNConv (Kipf & Welling 2017, eq. 2)        h' = D^-1/2 (A + I) D^-1/2 h W
     gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j (``value_dropout``)
     sage      SAGEConv (Hamilton et al. 2017, Alg. 1)     h'_i = W1 h_i + W2 aggr_j h_j (``project``: pool)
+    sage_pool PoolSAGEConv (Hamilton et al. 2017, eq. 3)  GraphSAGE-pool as Shchur et al. ran it (``pool_dim``)
     gin       GINConv (Xu et al. 2019, eq. 4.1)           h'_i = MLP((1 + eps) h_i + sum_j h_j)
     gatedgcn  ResGatedGraphConv (Bresson & Laurent 2017)  h'_i = W1 h_i + sum_j sigma(W3 h_i + W4 h_j) * W2 h_j
     monet     GMMConv (Monti et al. 2017, eq. 11)         Gaussian kernels of pseudo-coordinates u_ij
@@ -46,7 +47,7 @@ from torch_geometric.nn import (
     ResGatedGraphConv,
     SAGEConv,
 )
-from torch_geometric.utils import degree, dropout_edge
+from torch_geometric.utils import degree, dropout_edge, scatter
 
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
@@ -133,6 +134,36 @@ def _sage_call(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return _matrix(layer, h, x0, e) if isinstance(layer, MeanSAGEConv) else _edges(layer, h, x0, e)
 
 
+class PoolSAGEConv(nn.Module):
+    """GraphSAGE's pooling aggregator as Shchur et al. run it (Hamilton et al. 2017, eq. 3 and Alg. 1 line 7;
+    gnn-benchmark models/graphsage.py, whose GraphSAGE-maxpool numbers the GRAND and GraphCON tables print):
+
+        p_j = ReLU(W_pool h_j),   z_i = W_self h_i + W_neigh max_{j in N(i) + {i}} p_j + b,   h'_i = z_i / max(|z_i|, 1)
+
+    The pooling transform is ``pool_dim`` wide, has no bias and no weight decay, and the max runs over the
+    node itself too; every weight is Glorot-initialised. PyG's SAGEConv(project=True) pools the neighbours
+    alone through an in x in Linear with a bias and does not normalise.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, pool_dim: int) -> None:
+        super().__init__()
+        self.pool = nn.Linear(in_dim, pool_dim, bias=False)
+        self.pool.weight_decay_exempt = True  # training/optim.py: their L2 term leaves it out
+        self.lin_neigh = nn.Linear(pool_dim, out_dim, bias=False)
+        self.lin_self = nn.Linear(in_dim, out_dim)
+        for lin in (self.pool, self.lin_neigh, self.lin_self):
+            nn.init.xavier_uniform_(lin.weight)
+        nn.init.zeros_(self.lin_self.bias)
+
+    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
+        pooled = self.pool(h).relu()
+        loops = torch.arange(h.size(0), device=h.device)
+        src, dst = torch.cat([edge_index[0], loops]), torch.cat([edge_index[1], loops])
+        neighbours = scatter(pooled[src], dst, dim=0, dim_size=h.size(0), reduce="max")
+        z = self.lin_self(h) + self.lin_neigh(neighbours)
+        return z / z.norm(dim=-1, keepdim=True).clamp(min=1.0)
+
+
 def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.index, e.pseudo)
 
@@ -185,6 +216,7 @@ LAYERS: dict[str, LayerSpec] = {
     "gcn": LayerSpec(lambda i, o, cfg, l, last: FixedGCNConv(i, o), _matrix, norm="gcn"),
     "gat": LayerSpec(_gat, _edges),
     "sage": LayerSpec(_sage, _sage_call, norm=lambda cfg: "mean" if cfg.aggr == "mean" else None),
+    "sage_pool": LayerSpec(lambda i, o, cfg, l, last: PoolSAGEConv(i, o, cfg.pool_dim), _edges),
     "gin": LayerSpec(_gin, _edges),
     "gatedgcn": LayerSpec(lambda i, o, cfg, l, last: ResGatedGraphConv(i, o), _edges),
     "monet": LayerSpec(lambda i, o, cfg, l, last: MoNetLayer(i, o, cfg), _pseudo, pseudo=True),
@@ -282,7 +314,7 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
         problems.append(unknown_choice("model.activation", cfg.activation, ACTIVATIONS))
     if cfg.aggr not in AGGRS:
         problems.append(unknown_choice("model.aggr", cfg.aggr, AGGRS))
-    for key in ("num_layers", "hidden_dim", "heads", "out_heads", "kernels", "pseudo_dim", "K"):
+    for key in ("num_layers", "hidden_dim", "heads", "out_heads", "kernels", "pseudo_dim", "K", "pool_dim"):
         if getattr(cfg, key) < 1:
             problems.append(f"model.{key} must be >= 1, got {getattr(cfg, key)}")
     for key in ("dropout", "dropedge", "attn_dropout", "input_dropout", "value_dropout"):

@@ -16,7 +16,8 @@ DECAY_SCOPES = ("all", "weights", "first_layer")
 def parameter_groups(cfg: OptimCfg, model: nn.Module) -> list[dict]:
     """The trainable parameters, all decayed; with ``decay_scope=weights`` every one but the biases (Shchur
     et al.'s TF models regularise weights alone); with ``first_layer`` only the weights of the model's
-    ``first_layer`` (Kipf & Welling's and Shchur et al.'s GCN put their L2 term there alone)."""
+    ``first_layer`` (Kipf & Welling's and Shchur et al.'s GCN put their L2 term there alone). Under both, a
+    module marked ``weight_decay_exempt`` is left out too (GraphSAGE-pool's pooling transform, theirs)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.decay_scope == "all":
         return [{"params": params}]
@@ -29,7 +30,12 @@ def parameter_groups(cfg: OptimCfg, model: nn.Module) -> list[dict]:
             raise ValueError(f"optim.decay_scope=first_layer needs a model with a first layer; {kind} has none")
     else:
         raise ValueError(unknown_choice("optim.decay_scope", cfg.decay_scope, DECAY_SCOPES))
-    decayed = [p for name, p in scope.named_parameters() if p.requires_grad and not name.endswith("bias")]
+    exempt = {id(p) for m in scope.modules() if getattr(m, "weight_decay_exempt", False) for p in m.parameters()}
+    decayed = [
+        p
+        for name, p in scope.named_parameters()
+        if p.requires_grad and not name.endswith("bias") and id(p) not in exempt
+    ]
     kept = {id(p) for p in decayed}
     return [{"params": decayed}, {"params": [p for p in params if id(p) not in kept], "weight_decay": 0.0}]
 
