@@ -364,7 +364,7 @@ def test_monet_pseudo_coordinates_come_from_in_degrees(ring):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, sage_pool, gin, gatedgcn, monet, cheb"),
+        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, sage_pool, gin, gatedgcn"),
         ("model.num_layers=0", "model.num_layers must be >= 1, got 0"),
         ("model.heads=0", "model.heads must be >= 1, got 0"),
         ("model.heads=5", "model.heads=5 must divide model.hidden_dim=64 (gat)"),
