@@ -47,7 +47,7 @@ from torch_geometric.nn import (
     ResGatedGraphConv,
     SAGEConv,
 )
-from torch_geometric.utils import degree, dropout_edge, scatter
+from torch_geometric.utils import add_remaining_self_loops, degree, dropout_edge, scatter
 
 from ..config import BaselineModelCfg, SolverCfg
 from ..errors import unknown_choice
@@ -157,8 +157,7 @@ class PoolSAGEConv(nn.Module):
 
     def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
         pooled = self.pool(h).relu()
-        loops = torch.arange(h.size(0), device=h.device)
-        src, dst = torch.cat([edge_index[0], loops]), torch.cat([edge_index[1], loops])
+        src, dst = add_remaining_self_loops(edge_index, num_nodes=h.size(0))[0]
         neighbours = scatter(pooled[src], dst, dim=0, dim_size=h.size(0), reduce="max")
         z = self.lin_self(h) + self.lin_neigh(neighbours)
         return z / z.norm(dim=-1, keepdim=True).clamp(min=1.0)
