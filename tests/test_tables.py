@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import math
@@ -225,6 +226,19 @@ def test_cells_match_records_by_the_cell_overrides_and_column_variables():
     # dopri5 has no step: the same runs in every column (drawn as one level)
     assert {cell(grid, spec, "dopri5", c.name).n for c in spec.columns} == {1}
     assert summary(grid)["runs_ok"] == 3  # distinct runs, the dopri5 one once; the one without max_nfe not at all
+
+
+def test_column_variables_keep_their_type_in_the_overrides():
+    """A float variable reads back as a float, also one Python writes in exponent form (1e-05 reads as a string
+    in YAML); booleans and integers stay what they are."""
+    spec = load_spec("graphcon2022_table8")
+    row = next(r for r in spec.rows if r.name == "GCN+DropEdge")
+    col = dataclasses.replace(
+        spec.columns[0], vars={**spec.columns[0].vars, "de_weight_decay": 1e-05, "de_batch_norm": True}
+    )
+    overrides = cell_overrides(spec, row, col)
+    assert overrides["optim.weight_decay"] == 1e-05 and isinstance(overrides["optim.weight_decay"], float)
+    assert overrides["model.batch_norm"] is True and overrides["model.num_layers"] == 2
 
 
 def test_a_row_without_our_model_shows_the_paper_value_only(tmp_path):

@@ -214,11 +214,12 @@ def cell_overrides(spec: TableSpec, row: Row, col: Column) -> dict[str, Any]:
     """The table's, the column's and the row's overrides (later wins: a row names its model's protocol),
     ``{var}`` filled from the column's vars."""
     merged: dict[str, Any] = {**spec.overrides, **col.overrides, **row.overrides}
+    as_yaml = {name: _yaml_scalar(value) for name, value in col.vars.items()}
     out = {}
     for key, value in merged.items():
         if isinstance(value, str) and "{" in value:
             try:
-                value = yaml.safe_load(value.format(**col.vars))
+                value = yaml.safe_load(value.format(**as_yaml))
             except (KeyError, IndexError) as err:
                 raise ConfigError(
                     f"tables/{spec.name}.yaml: row {row.name!r} override {key}={value!r} uses {err} but column "
@@ -226,6 +227,12 @@ def cell_overrides(spec: TableSpec, row: Row, col: Column) -> dict[str, Any]:
                 ) from err
         out[key] = value
     return out
+
+
+def _yaml_scalar(value: Any) -> str:
+    """A column variable written so that YAML reads it back unchanged: Python writes 1e-05, which YAML reads as a
+    string; yaml.safe_dump writes 1.0e-05."""
+    return yaml.safe_dump(value).removesuffix("...\n").strip() if isinstance(value, float) else str(value)
 
 
 def cell_split(spec: TableSpec, row: Row, col: Column) -> str:
