@@ -4,7 +4,8 @@ For edge j -> i and head h: q_i = W_Q x_i, k_j = W_K x_j (heads of size d_k = di
 s_ij^h from one of the kernels below; scores are normalised over each node's edge group (softmax or
 squareplus) and averaged over heads: a_ij = mean_h a_ij^h. The weights of W_Q and W_K start at a
 constant (1e-5), so all scores start nearly equal and A starts as uniform neighbourhood averaging
-("a well-conditioned system", GRAND §4; reference §1.3).
+("a well-conditioned system", GRAND §4; reference §1.3). A ``frozen`` attention is computed without
+gradient and keeps those initial weights, as GRAND's hard-attention block (reference §2.2).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class EdgeAttention(nn.Module):
         if cfg.init_constant is not None:
             for layer in (self.query, self.key):
                 nn.init.constant_(layer.weight, cfg.init_constant)
+        self.frozen = cfg.frozen
+        if cfg.frozen:
+            self.requires_grad_(False)
 
     def scores(self, x: Tensor, graph: SparseGraph) -> Tensor:
         """Un-normalised scores, shape [E, heads]."""
@@ -66,7 +70,8 @@ class EdgeAttention(nn.Module):
 
     def forward(self, x: Tensor, graph: SparseGraph) -> Tensor:
         """Head-averaged attention, shape [E]."""
-        return self.per_head(x, graph).mean(-1)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            return self.per_head(x, graph).mean(-1)
 
 
 def check_attention_cfg(cfg: AttentionCfg, key: str = "model.attention") -> list[str]:

@@ -64,7 +64,8 @@ class GrandDiffusion(GraphODEFunc):
             self.values = graph.cached(f"laplacian_{self.norm}", lambda: laplacian_values(graph, self.norm))
         elif self.training and self.edge_sampling < 1.0:
             attention = self.attention(x0, graph)
-            keep = attention >= torch.quantile(attention.detach(), 1.0 - self.edge_sampling)
+            # strictly above the quantile, as the original: a frozen attention starts near 1 / degree, with ties
+            keep = attention > torch.quantile(attention.detach(), 1.0 - self.edge_sampling)
             self.graph = graph.subgraph(keep)
             if self.diffusivity == "fixed_attention":
                 self.values = self.graph.normalise(attention[keep], self.norm)
