@@ -127,6 +127,28 @@ def test_edge_sampling_thins_edges_in_training_only(ring):
     assert model.ode.func.graph.num_edges == graph.num_edges
 
 
+@pytest.mark.parametrize("frozen", [False, True])
+def test_frozen_attention_gets_no_gradient_and_keeps_its_initial_weights(ring, frozen):
+    """GRAND's hard-attention block (GRAND-l with edge sampling) builds its attention under no_grad: a frozen
+    attention neither trains nor passes gradient to X(0); the rest of the model still trains."""
+    cfg = grand_cfg(edge_sampling=0.6, attention={"frozen": frozen})
+    graph = diffusion_graph(ring, cfg)
+    model = build_grand(cfg, SolverCfg(method="euler", step_size=0.5), ring)
+    attention = model.ode.func.attention
+    initial = [p.detach().clone() for p in attention.parameters()]
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.1)
+    model.train()
+    for _ in range(2):
+        optimiser.zero_grad()
+        model(ring.x, graph).square().sum().backward()
+        optimiser.step()
+    moved = [not torch.equal(p, p0) for p, p0 in zip(attention.parameters(), initial, strict=True)]
+    assert any(moved) != frozen
+    assert model.ode.func.alpha_train.grad is not None
+    x0 = torch.randn(ring.num_nodes, 8, requires_grad=True)
+    assert attention(x0, graph).requires_grad != frozen
+
+
 def test_laplacian_diffusion_is_a_contraction(ring):
     """Row-stochastic diffusion without source: max |x| never grows and X(t) tends to consensus."""
     cfg = grand_cfg(diffusivity="laplacian", time=30.0)
