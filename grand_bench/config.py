@@ -63,7 +63,8 @@ class AttentionCfg:
     init_constant: float | None = 1e-5  # constant init of W_Q, W_K, W_V (reference §1.3); null = default
     # true: computed without gradient, so W_Q, W_K keep their initial values and no gradient reaches X through A.
     # GRAND's hard-attention block (its GRAND-l on Computers, Photo, arXiv) does this: the sampled attention is
-    # built under torch.no_grad() (reference §2.2).
+    # built under torch.no_grad() (reference §2.2). As there, edge sampling then keeps only the edges strictly above
+    # the quantile (a trained attention keeps the ties too, as the GRAND-nl-rw records ran).
     frozen: bool = False
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
 
 from grand_bench.config import AttentionCfg, GrandModelCfg, SolverCfg
 from grand_bench.models.attention import ATTENTION_TYPES, EdgeAttention
@@ -125,6 +127,23 @@ def test_edge_sampling_thins_edges_in_training_only(ring):
     model.eval()
     model(ring.x, graph)
     assert model.ode.func.graph.num_edges == graph.num_edges
+
+
+@pytest.mark.parametrize(("frozen", "kept"), [(False, 1.0), (True, 0.0)])
+def test_edge_sampling_ties_dropped_only_with_the_original_frozen_attention(ring, frozen, kept):
+    """Zero W_Q, W_K on a cycle: every node's three edges (self-loop included) get exactly 1/3, all tied with the
+    quantile. The original's hard-attention block keeps edges strictly above it (none); a trained attention keeps
+    the ties (all)."""
+    n = ring.num_nodes
+    cycle = Data(
+        x=ring.x, y=ring.y, edge_index=to_undirected(torch.stack([torch.arange(n), (torch.arange(n) + 1) % n]))
+    )
+    cfg = grand_cfg(edge_sampling=0.5, attention={"init_constant": 0.0, "frozen": frozen})
+    graph = diffusion_graph(cycle, cfg)
+    model = build_grand(cfg, SolverCfg(method="euler", step_size=0.5), ring)
+    model.train()
+    model(cycle.x, graph)
+    assert model.ode.func.graph.num_edges == kept * graph.num_edges
 
 
 @pytest.mark.parametrize("frozen", [False, True])

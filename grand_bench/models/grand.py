@@ -64,8 +64,10 @@ class GrandDiffusion(GraphODEFunc):
             self.values = graph.cached(f"laplacian_{self.norm}", lambda: laplacian_values(graph, self.norm))
         elif self.training and self.edge_sampling < 1.0:
             attention = self.attention(x0, graph)
-            # strictly above the quantile, as the original: a frozen attention starts near 1 / degree, with ties
-            keep = attention > torch.quantile(attention.detach(), 1.0 - self.edge_sampling)
+            threshold = torch.quantile(attention.detach(), 1.0 - self.edge_sampling)
+            # The original keeps the edges strictly above it; its frozen attention (near 1 / degree) has many ties.
+            # A trained attention keeps ties too, as every GRAND-nl-rw record ran (deviation kept for them).
+            keep = attention > threshold if self.attention.frozen else attention >= threshold
             self.graph = graph.subgraph(keep)
             if self.diffusivity == "fixed_attention":
                 self.values = self.graph.normalise(attention[keep], self.norm)
