@@ -15,6 +15,7 @@ from grand_bench.models.baselines import (
     LAYERS,
     BaselineGNN,
     PoolSAGEConv,
+    TiedGaussianKernels,
     ValueDropoutGATConv,
     baseline_graph,
     pseudo_coordinates,
@@ -27,7 +28,8 @@ from grand_bench.validate import validate
 
 from .conftest import compose_cfg, ring_graph
 
-MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "sage_pool", "gin", "gatedgcn", "monet", "cheb", "gcnii", "appnp"]
+MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "sage_pool", "gin", "gatedgcn", "monet", "monet_tied", "cheb"]
+MODELS += ["gcnii", "appnp"]
 
 
 def model_cfg(name: str, *overrides: str):
@@ -145,6 +147,8 @@ def test_value_dropout_is_refused_outside_gat():
         ("gcn", "first_layer", {"layers.0.lin.weight"}),
         ("gcnii", "first_layer", {"encoder.weight"}),
         ("sage_pool", "first_layer", {"layers.0.lin_self.weight", "layers.0.lin_neigh.weight"}),  # not .pool
+        ("monet_tied", "first_layer", {"layers.0.lin.weight"}),  # not the kernels
+        ("monet_tied", "weights", {f"layers.{i}.lin.weight" for i in range(3)}),  # the kernels never
         ("gcn", "all", {"layers.0.lin.weight", "layers.1.lin.weight", "layers.2.lin.weight"}),
     ],
 )
@@ -359,6 +363,35 @@ def test_monet_pseudo_coordinates_come_from_in_degrees(ring):
     src, dst = ring.edge_index
     expected = torch.stack([(deg[src] + 1).rsqrt(), (deg[dst] + 1).rsqrt()], -1)
     torch.testing.assert_close(pseudo_coordinates(graph), expected)
+
+
+def test_tied_monet_shares_one_set_of_kernels_normalised_over_each_neighbourhood(ring):
+    """Shchur et al.'s MoNet: one coordinate transform and one set of kernels for every layer; kernel weights
+    over N(i) + {i} sum to 1 per node and kernel; u_ij = (1/sqrt(d_i), 1/sqrt(d_j)) with d counting the loop."""
+    shallow, deep = (build(base_cfg(layer="monet_tied", num_layers=n, hidden_dim=8, kernels=3), ring) for n in (2, 3))
+    kernel_names = {name for name, _ in deep.named_parameters() if name.startswith("kernels.")}
+    assert kernel_names == {"kernels.project.weight", "kernels.project.bias", "kernels.mu", "kernels.sigma"}
+    assert not any("mu" in name or "sigma" in name for name, _ in deep.layers.named_parameters())
+    assert n_params(deep) - n_params(shallow) == 3 * 8 * 8  # one more layer: its 3 filters, nothing else
+    torch.testing.assert_close(deep.kernels.mu[:, 0], torch.tensor([-2 / 3, 0.0, 2 / 3]))
+
+    edges = deep.edges(baseline_graph(ring))
+    src, dst = edges.index
+    assert edges.index.size(1) == ring.edge_index.size(1) + ring.num_nodes  # one self-loop per node
+    sums = torch.zeros(ring.num_nodes, 3).index_add_(0, dst, edges.kernels)
+    torch.testing.assert_close(sums, torch.ones(ring.num_nodes, 3))
+    d = torch.bincount(ring.edge_index[1], minlength=ring.num_nodes).float() + 1
+    _, coordinates = TiedGaussianKernels.looped_edges(ring.edge_index, ring.num_nodes)
+    torch.testing.assert_close(coordinates, torch.stack([d[dst].rsqrt(), d[src].rsqrt()], -1))
+
+    # a layer is sum_k W_k (h Theta_k), W_k the dense matrix of kernel k's weights
+    layer, h = deep.layers[1], torch.randn(ring.num_nodes, 8)
+    filters = layer.lin.weight.view(3, 8, 8)
+    expected = sum(
+        torch.sparse_coo_tensor(edges.index.flip(0), edges.kernels[:, k], (30, 30)).to_dense() @ (h @ filters[k].T)
+        for k in range(3)
+    )
+    torch.testing.assert_close(layer(h, edges.index, edges.kernels), expected)
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,15 @@ Layers (``layer``), each one PyG class (``sage_pool`` our own, after Shchur et a
     gin       GINConv (Xu et al. 2019, eq. 4.1)           h'_i = MLP((1 + eps) h_i + sum_j h_j)
     gatedgcn  ResGatedGraphConv (Bresson & Laurent 2017)  h'_i = W1 h_i + sum_j sigma(W3 h_i + W4 h_j) * W2 h_j
     monet     GMMConv (Monti et al. 2017, eq. 11)         Gaussian kernels of pseudo-coordinates u_ij
+    monet_tied TiedMoNetConv (Monti et al. 2017, eq. 11)  MoNet as Shchur et al. ran it: kernels tied across layers
     cheb      ChebConv (Defferrard et al. 2016, eq. 4)    h' = sum_{k<K} T_k(L~) h W_k
     gcnii     GCN2Conv (Chen et al. 2020, eq. 5)          h' = ((1-a) P h + a x0)((1-b_l) I + b_l W)
     appnp     Linear layers, then APPNP propagation       Z^(k+1) = (1-a) P Z^(k) + a H
 
 MoNet's pseudo-coordinates follow the benchmarking-GNNs setup (Dwivedi et al. 2020):
 u_ij = (1/sqrt(deg_i + 1), 1/sqrt(deg_j + 1)) from in-degrees, then a learned tanh(Linear) per layer.
+``monet_tied`` is Shchur et al.'s MoNet (TiedGaussianKernels): one coordinate transform and one set of
+Gaussian kernels for the whole stack, normalised over each node's neighbourhood, self-loops included.
 DropEdge (Rong et al. 2020) resamples the kept edges once per training forward pass and shares them
 across layers; GCN-normalised weights are recomputed on the kept edges, as in the paper.
 """
@@ -84,7 +87,8 @@ class Edges:
 
     ``weight`` and ``adj``: the layer's propagation matrix (``LayerSpec.norm``) on ``index`` (with the
     self-loops it adds), as COO weights and as CSR; ``adj_t``: its transpose, built on first call;
-    ``pseudo``: MoNet's pseudo-coordinates of ``index``.
+    ``pseudo``: MoNet's pseudo-coordinates of ``index``; ``kernels``: the tied MoNet kernel weights
+    w_k(i, j) of ``index`` (self-loops included), [edges, kernels].
     """
 
     index: Tensor
@@ -92,6 +96,7 @@ class Edges:
     adj: Tensor | None = None
     adj_t: Callable[[], Tensor] | None = None
     pseudo: Tensor | None = None
+    kernels: Tensor | None = None
 
 
 class MoNetLayer(nn.Module):
@@ -104,6 +109,60 @@ class MoNetLayer(nn.Module):
 
     def forward(self, h: Tensor, edge_index: Tensor, pseudo: Tensor) -> Tensor:
         return self.conv(h, edge_index, self.project(pseudo))
+
+
+class TiedGaussianKernels(nn.Module):
+    """MoNet's kernel weights as Shchur et al. (and Monti et al.'s reference code) compute them, one set for
+    every layer (Monti et al. 2017, eq. 11; gnn-benchmark models/monet.py):
+
+        v_ij = tanh(W u_ij + b),   g_k(i, j) = exp(-1/2 sum_d (v_ijd - mu_kd)^2 / sigma_kd^2),
+        w_k(i, j) = g_k(i, j) / sum_{j' in N(i) + {i}} g_k(i, j')
+
+    u_ij = (1/sqrt(d_i), 1/sqrt(d_j)) on the edges j -> i plus a self-loop per node, d counting the
+    self-loop. W (2 x ``dim``) is Glorot-initialised and b zero; the means start evenly spaced in (-1, 1)
+    (-1/2 and 1/2 for two kernels), the widths at 1. Their code puts no weight decay on any of these.
+    """
+
+    def __init__(self, kernels: int, dim: int) -> None:
+        super().__init__()
+        self.weight_decay_exempt = True
+        self.project = nn.Linear(2, dim)
+        nn.init.xavier_uniform_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+        means = torch.arange(kernels, dtype=torch.float) * (2.0 / kernels) - 1.0 + 1.0 / kernels
+        self.mu = nn.Parameter(means[:, None].repeat(1, dim))
+        self.sigma = nn.Parameter(torch.ones(kernels, dim))
+
+    @staticmethod
+    def looped_edges(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+        """The edges with one self-loop per node, and their pseudo-coordinates (target, source)."""
+        index = add_remaining_self_loops(edge_index, num_nodes=num_nodes)[0]
+        src, dst = index
+        scale = degree(dst, num_nodes, dtype=torch.float).rsqrt()
+        return index, torch.stack([scale[dst], scale[src]], dim=-1)
+
+    def forward(self, pseudo: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
+        v = torch.tanh(self.project(pseudo))
+        g = torch.exp(-0.5 * ((v[:, None, :] - self.mu) ** 2 / (1e-14 + self.sigma**2)).sum(-1))
+        return g / (scatter(g, dst, dim=0, dim_size=num_nodes, reduce="sum")[dst] + 1e-14)
+
+
+class TiedMoNetConv(nn.Module):
+    """One MoNet layer on tied kernel weights: h'_i = sum_k sum_{j in N(i) + {i}} w_k(i, j) Theta_k h_j, one
+    Glorot-initialised ``in x out`` filter Theta_k per kernel and no bias (Shchur et al.'s gmm_layer)."""
+
+    def __init__(self, in_dim: int, out_dim: int, kernels: int) -> None:
+        super().__init__()
+        self.out_dim, self.kernels = out_dim, kernels
+        self.lin = nn.Linear(in_dim, kernels * out_dim, bias=False)
+        bound = (6.0 / (in_dim + out_dim)) ** 0.5  # Glorot for each in x out filter, not the stacked matrix
+        nn.init.uniform_(self.lin.weight, -bound, bound)
+
+    def forward(self, h: Tensor, edge_index: Tensor, kernels: Tensor) -> Tensor:
+        src, dst = edge_index
+        filtered = self.lin(h).view(-1, self.kernels, self.out_dim)
+        messages = (kernels[:, :, None] * filtered[src]).sum(dim=1)
+        return scatter(messages, dst, dim=0, dim_size=h.size(0), reduce="sum")
 
 
 # A layer's constructor: (in_dim, out_dim, cfg, position l (1-based), is the output layer) -> module.
@@ -167,6 +226,10 @@ def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.index, e.pseudo)
 
 
+def _tied(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
+    return layer(h, e.index, e.kernels)
+
+
 def _initial(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, x0, e.adj)
 
@@ -206,6 +269,7 @@ class LayerSpec:
     # "mean" D_in^-1 A), built once per graph (per forward pass with DropEdge); or a function of the config
     norm: str | None | Callable[[BaselineModelCfg], str | None] = None
     pseudo: bool = False  # needs MoNet pseudo-coordinates
+    tied_kernels: bool = False  # needs the stack's TiedGaussianKernels
     encoder: bool = False  # always wrapped in a Linear encoder / decoder (layers are hidden -> hidden)
     propagate: bool = False  # APPNP propagation of the stack's output
 
@@ -219,6 +283,7 @@ LAYERS: dict[str, LayerSpec] = {
     "gin": LayerSpec(_gin, _edges),
     "gatedgcn": LayerSpec(lambda i, o, cfg, l, last: ResGatedGraphConv(i, o), _edges),
     "monet": LayerSpec(lambda i, o, cfg, l, last: MoNetLayer(i, o, cfg), _pseudo, pseudo=True),
+    "monet_tied": LayerSpec(lambda i, o, cfg, l, last: TiedMoNetConv(i, o, cfg.kernels), _tied, tied_kernels=True),
     "cheb": LayerSpec(lambda i, o, cfg, l, last: ChebConv(i, o, K=cfg.K), _edges),
     "gcnii": LayerSpec(
         lambda i, o, cfg, l, last: GCN2Conv(i, alpha=cfg.alpha, theta=cfg.theta, layer=l, normalize=False),
@@ -259,6 +324,7 @@ class BaselineGNN(nn.Module):
             self.skips.append(cfg.residual and not last and (encode or l > 1))  # hidden -> hidden layers
         self.hidden_layers = n if encode else n - 1
         self.propagation = APPNP(cfg.K, cfg.alpha, normalize=False) if spec.propagate else None
+        self.kernels = TiedGaussianKernels(cfg.kernels, cfg.pseudo_dim) if spec.tied_kernels else None
 
     @property
     def first_layer(self) -> nn.Module:
@@ -273,6 +339,13 @@ class BaselineGNN(nn.Module):
         if dropped:
             index, kept = dropout_edge(index, p=self.dropedge, training=True)
             pseudo = pseudo[kept] if pseudo is not None else None
+        if self.kernels is not None:
+            looped, coordinates = (
+                TiedGaussianKernels.looped_edges(index, graph.num_nodes)
+                if dropped
+                else graph.cached("monet_tied", lambda: TiedGaussianKernels.looped_edges(index, graph.num_nodes))
+            )
+            return Edges(looped, kernels=self.kernels(coordinates, looped[1], graph.num_nodes))
         if self.norm is None:
             return Edges(index, pseudo=pseudo)
         # DropEdge: the kept edges as a graph of this pass alone, renormalised on them as DropEdge does
