@@ -9,7 +9,7 @@ activation). With ``encoder: true`` (and always for GCNII) a Linear encoder x0 =
 comes first, all L layers map hidden -> hidden, and a Linear decoder gives the logits. APPNP
 propagates the stack's output, Z = APPNP_K(H) (Klicpera et al. 2019, eq. 3).
 
-Layers (``layer``), each one PyG class (``sage_pool`` our own, after Shchur et al.'s code):
+Layers (``layer``), each one PyG class (``sage_pool`` and ``monet_tied`` our own, after Shchur et al.'s code):
     mlp       Linear (no graph)                           h' = W h
     gcn       GCNConv (Kipf & Welling 2017, eq. 2)        h' = D^-1/2 (A + I) D^-1/2 h W
     gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j (``value_dropout``)
