@@ -340,11 +340,11 @@ class BaselineGNN(nn.Module):
             index, kept = dropout_edge(index, p=self.dropedge, training=True)
             pseudo = pseudo[kept] if pseudo is not None else None
         if self.kernels is not None:
-            looped, coordinates = (
-                TiedGaussianKernels.looped_edges(index, graph.num_nodes)
-                if dropped
-                else graph.cached("monet_tied", lambda: TiedGaussianKernels.looped_edges(index, graph.num_nodes))
-            )
+
+            def loop() -> tuple[Tensor, Tensor]:
+                return TiedGaussianKernels.looped_edges(index, graph.num_nodes)
+
+            looped, coordinates = loop() if dropped else graph.cached("monet_tied", loop)
             return Edges(looped, kernels=self.kernels(coordinates, looped[1], graph.num_nodes))
         if self.norm is None:
             return Edges(index, pseudo=pseudo)
