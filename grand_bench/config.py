@@ -137,6 +137,7 @@ class BaselineModelCfg:
     batch_norm: bool = False  # BatchNorm1d after every hidden layer, before the activation
     encoder: bool = False  # Linear encoder / decoder around `num_layers` hidden -> hidden layers (GCNII: always)
     dropedge: float = 0.0  # DropEdge (Rong et al. 2020): fraction of edges dropped per training forward pass
+    self_weight: bool = False  # gcn: + h W_self, a separate weight on the node's own features (DropEdge's withloop)
     heads: int = 8  # gat: heads of the hidden layers (concatenated)
     out_heads: int = 1  # gat: heads of the output layer (averaged)
     attn_dropout: float = 0.6  # gat: dropout on the attention coefficients

@@ -18,6 +18,7 @@ from grand_bench.models.baselines import (
     TiedGaussianKernels,
     ValueDropoutGATConv,
     baseline_graph,
+    check_baseline_cfg,
     pseudo_coordinates,
 )
 from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
@@ -87,6 +88,22 @@ def test_gcn_depth_and_options_set_layers_and_parameters(ring):
     encoded = gcn(num_layers=3, encoder=True)  # Linear encoder, 3 hidden -> hidden layers, Linear decoder
     assert len(encoded.layers) == 3 and n_params(encoded) == (f * h + h) + 3 * (h * h + h) + (h * c + c)
     assert len(BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=7, hidden_dim=h)).layers) == 7
+
+
+def test_self_weight_adds_a_separate_weight_on_the_node_itself(ring):
+    """DropEdge's withloop: h' = Abar h W + h W_self + b; with W zeroed only the self term and the bias remain."""
+    f, h = ring.num_features, 8
+    model = build(base_cfg(layer="gcn", num_layers=1, hidden_dim=h, dropout=0.0, self_weight=True), ring)
+    plain = build(base_cfg(layer="gcn", num_layers=1, hidden_dim=h, dropout=0.0), ring)
+    c = int(ring.num_classes)
+    assert n_params(model) == n_params(plain) + f * c
+    layer = model.layers[0]
+    with torch.no_grad():
+        layer.lin.weight.zero_()
+    expected = ring.x @ layer.lin_self.weight.T + layer.bias
+    torch.testing.assert_close(model(ring.x, baseline_graph(ring)), expected)
+    problems = check_baseline_cfg(base_cfg(layer="gat", self_weight=True))
+    assert "model.self_weight is for layer=gcn, not 'gat'" in problems
 
 
 def test_residual_passes_the_state_through_a_zeroed_hidden_layer(ring):

@@ -11,7 +11,7 @@ propagates the stack's output, Z = APPNP_K(H) (Klicpera et al. 2019, eq. 3).
 
 Layers (``layer``), each one PyG class (``sage_pool`` and ``monet_tied`` our own, after Shchur et al.'s code):
     mlp       Linear (no graph)                           h' = W h
-    gcn       GCNConv (Kipf & Welling 2017, eq. 2)        h' = D^-1/2 (A + I) D^-1/2 h W
+    gcn       GCNConv (Kipf & Welling 2017, eq. 2)        h' = D^-1/2 (A + I) D^-1/2 h W  [+ h W_self: ``self_weight``]
     gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j (``value_dropout``)
     sage      SAGEConv (Hamilton et al. 2017, Alg. 1)     h'_i = W1 h_i + W2 aggr_j h_j (``project``: pool)
     sage_pool PoolSAGEConv (Hamilton et al. 2017, eq. 3)  GraphSAGE-pool as Shchur et al. ran it (``pool_dim``)
@@ -171,6 +171,23 @@ Make = Callable[[int, int, BaselineModelCfg, int, bool], nn.Module]
 Call = Callable[[nn.Module, Tensor, Tensor, Edges], Tensor]
 
 
+class SelfWeightGCNConv(FixedGCNConv):
+    """DropEdge's GCN layer with self feature modelling (Rong et al. 2020; ``withloop`` in their code's
+    GraphConvolutionBS): h' = Abar h W + h W_self + b. The separate weight on a node's own features lets a deep
+    stack keep them apart from the ever smoother neighbourhood average."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(in_dim, out_dim)
+        self.lin_self = nn.Linear(in_dim, out_dim, bias=False)
+
+    def forward(self, x: Tensor, adj: Tensor, adj_t: Callable[[], Tensor]) -> Tensor:
+        return super().forward(x, adj, adj_t) + self.lin_self(x)
+
+
+def _gcn(i: int, o: int, cfg: BaselineModelCfg, l: int, last: bool) -> nn.Module:
+    return SelfWeightGCNConv(i, o) if cfg.self_weight else FixedGCNConv(i, o)
+
+
 def _node_only(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h)
 
@@ -276,7 +293,7 @@ class LayerSpec:
 
 LAYERS: dict[str, LayerSpec] = {
     "mlp": LayerSpec(lambda i, o, cfg, l, last: nn.Linear(i, o), _node_only),
-    "gcn": LayerSpec(lambda i, o, cfg, l, last: FixedGCNConv(i, o), _matrix, norm="gcn"),
+    "gcn": LayerSpec(_gcn, _matrix, norm="gcn"),
     "gat": LayerSpec(_gat, _edges),
     "sage": LayerSpec(_sage, _sage_call, norm=lambda cfg: "mean" if cfg.aggr == "mean" else None),
     "sage_pool": LayerSpec(lambda i, o, cfg, l, last: PoolSAGEConv(i, o, cfg.pool_dim), _edges),
@@ -394,6 +411,8 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
             problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
     if cfg.value_dropout and cfg.layer != "gat":
         problems.append(f"model.value_dropout is for layer=gat, not {cfg.layer!r}")
+    if cfg.self_weight and cfg.layer != "gcn":
+        problems.append(f"model.self_weight is for layer=gcn, not {cfg.layer!r}")
     if cfg.layer == "gat" and cfg.heads >= 1 and cfg.hidden_dim % cfg.heads:
         problems.append(f"model.heads={cfg.heads} must divide model.hidden_dim={cfg.hidden_dim} (gat)")
     if cfg.layer in ("gcnii", "appnp") and not 0 <= cfg.alpha <= 1:
