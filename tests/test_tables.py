@@ -461,3 +461,11 @@ def test_cells_outside_the_tolerance_are_listed_in_the_index_with_what_is_known(
     (spec_dir / "bad.yaml").write_text(text.replace("\ncell_notes:\n", '\ncell_notes:\n  "GCN / Mars": "x"\n', 1))
     with pytest.raises(ConfigError, match="cell_notes key 'GCN / Mars' is not '<row> / <column>'"):
         load_spec("bad", spec_dir)
+
+
+def test_a_key_added_after_a_record_reads_as_the_default_it_ran_with():
+    """An override of a key the record predates matches at the key's old default, and only there."""
+    record_config = {"model": {"name": "gcn", "num_layers": 4}}
+    assert same_value(config_value(record_config, "model.self_weight"), False)
+    assert not same_value(config_value(record_config, "model.self_weight"), True)
+    assert not same_value(config_value(record_config, "model.residual"), False)  # not an added key: absent

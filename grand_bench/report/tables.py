@@ -24,7 +24,7 @@ import yaml
 
 from ..errors import ConfigError, unknown_choice
 from ..provenance import PROJECT_ROOT
-from ..run_key import finished_runs, setting_key
+from ..run_key import ADDED_WITH_DEFAULT, finished_runs, setting_key
 from .reference import published
 from .store import summarise
 
@@ -257,13 +257,14 @@ def paper_values(spec: TableSpec, reference: list[dict[str, str]] | None = None)
 
 
 def config_value(config: dict, key: str) -> Any:
-    """The value at a dotted key of a record's config; a group name reads the group's choice field."""
+    """The value at a dotted key of a record's config; a group name reads the group's choice field. A key
+    added after the record was made (``run_key.ADDED_WITH_DEFAULT``) reads as the default it ran with."""
     if key in GROUP_FIELD:
         key = f"{key}.{GROUP_FIELD[key]}"
     node: Any = config
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            return _ABSENT
+            return ADDED_WITH_DEFAULT.get(key, _ABSENT)
         node = node[part]
     return node
 
