@@ -127,7 +127,7 @@ class BaselineModelCfg:
 
     name: str = MISSING
     family: str = "baseline"
-    layer: str = "gcn"  # mlp gcn gat sage sage_pool gin gatedgcn monet monet_tied cheb gcnii appnp
+    layer: str = "gcn"  # mlp gcn gat sage sage_pool sage_sampled gin gatedgcn monet monet_tied cheb gcnii appnp
     num_layers: int = 2  # layers in the stack; the input and output layers count unless `encoder`
     hidden_dim: int = 64  # width of hidden layers (GAT: all heads together, heads x per-head width)
     dropout: float = 0.5  # before every layer, the input features included
@@ -145,6 +145,7 @@ class BaselineModelCfg:
     aggr: str = "mean"  # sage, monet: neighbour aggregation, mean | max | sum
     project: bool = False  # sage: Linear + ReLU on neighbours before aggregating (GraphSAGE-pool with max)
     pool_dim: int = 32  # sage_pool: width of the ReLU pooling transform (Shchur et al.'s agg_transform_size)
+    num_samples: int = 5  # sage_sampled: neighbours sampled per node, layer and forward pass (graphsage-simple: 5)
     train_eps: bool = True  # gin: learn the self-weight epsilon
     kernels: int = 3  # monet: Gaussian kernels per layer
     pseudo_dim: int = 2  # monet: pseudo-coordinate dimension after the learned projection
@@ -259,6 +260,9 @@ class TrainCfg:
     # the papers' default) | val_loss (node-level only: GCNII's and GraphCON's WebKB code kept the epoch of
     # the lowest validation loss) | val_objective (val_loss + the optimiser's L2 term, as Shchur et al.'s code)
     select: str = "val_metric"
+    # Node-level: training nodes per optimiser step, drawn afresh each epoch (one step per epoch, so an epoch is
+    # one mini-batch, as graphsage-simple's training); null = every training node (full batch)
+    nodes_per_step: int | None = None
     progress: bool = True  # progress bar with loss / val / NFE per epoch
     # Save a checkpoint every k epochs (0 = never) to <checkpoint_dir>/<run key>/; resume=true continues from it.
     checkpoint_every: int = 10

@@ -58,6 +58,8 @@ ADDED_WITH_DEFAULT = {
     "model.pool_dim": 32,  # baselines: only layer=sage_pool reads it, added with it
     "model.attention.frozen": False,  # GRAND attention trained, as before the option existed
     "model.self_weight": False,  # GCN: no separate self weight, as before the option existed
+    "model.num_samples": 5,  # baselines: only layer=sage_sampled reads it, added with it
+    "train.nodes_per_step": None,  # node-level: full-batch steps, as before the option existed
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.

@@ -204,6 +204,9 @@ def validate(cfg: Config) -> None:
     _positive(problems, "train.epochs", cfg.train.epochs)
     _positive(problems, "train.patience", cfg.train.patience, allow_none=True)
     _choice(problems, "train.select", cfg.train.select, TRAIN_SELECT)
+    _positive(problems, "train.nodes_per_step", cfg.train.nodes_per_step, allow_none=True)
+    if cfg.train.nodes_per_step is not None and is_graph_level(cfg.dataset):
+        problems.append("train.nodes_per_step is for node-level datasets; graph-level runs batch by dataset.batch_size")
     if cfg.train.select in LOSS_SELECTIONS and is_graph_level(cfg.dataset):
         problems.append(
             f"train.select={cfg.train.select} is for node-level datasets; graph-level runs select on val_metric"

@@ -15,11 +15,13 @@ from grand_bench.models.baselines import (
     LAYERS,
     BaselineGNN,
     PoolSAGEConv,
+    SampledSAGEConv,
     TiedGaussianKernels,
     ValueDropoutGATConv,
     baseline_graph,
     check_baseline_cfg,
     pseudo_coordinates,
+    sample_neighbours,
 )
 from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
@@ -30,7 +32,7 @@ from grand_bench.validate import validate
 from .conftest import compose_cfg, ring_graph
 
 MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "sage_pool", "gin", "gatedgcn", "monet", "monet_tied", "cheb"]
-MODELS += ["gcnii", "appnp"]
+MODELS += ["gcnii", "appnp", "sage_sampled"]
 
 
 def model_cfg(name: str, *overrides: str):
@@ -88,6 +90,52 @@ def test_gcn_depth_and_options_set_layers_and_parameters(ring):
     encoded = gcn(num_layers=3, encoder=True)  # Linear encoder, 3 hidden -> hidden layers, Linear decoder
     assert len(encoded.layers) == 3 and n_params(encoded) == (f * h + h) + 3 * (h * h + h) + (h * c + c)
     assert len(BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=7, hidden_dim=h)).layers) == 7
+
+
+def star(leaves: int) -> torch.Tensor:
+    """Edges of a star, both directions: node 0 has ``leaves`` neighbours, each leaf one."""
+    centre, leaf = torch.zeros(leaves, dtype=torch.long), torch.arange(1, leaves + 1)
+    return torch.stack([torch.cat([leaf, centre]), torch.cat([centre, leaf])])
+
+
+def test_neighbour_sample_keeps_k_distinct_neighbours_and_reaches_every_one():
+    edges = star(10)
+    known = set(map(tuple, edges.T.tolist()))
+    drawn = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        kept = sample_neighbours(edges, 11, 3)
+        src, dst = kept
+        assert (dst == 0).sum() == 3 and len(set(src[dst == 0].tolist())) == 3  # without replacement
+        assert all((dst == leaf).sum() == 1 for leaf in range(1, 11))  # fewer than k: every neighbour
+        assert set(map(tuple, kept.T.tolist())) <= known
+        drawn |= set(src[dst == 0].tolist())
+    assert drawn == set(range(1, 11))  # a fresh draw per call covers the whole neighbourhood
+
+
+def test_sampled_sage_is_the_mean_over_all_neighbours_when_k_covers_them(ring):
+    """h'_i = W [h_i || mean_j h_j]: with k >= every degree the sample is the whole neighbourhood, as PyG's
+    SAGEConv(mean) with the two halves of W and no bias; with k = 1 the output changes between calls."""
+    f, o = ring.num_features, 5
+    conv = SampledSAGEConv(f, o, num_samples=100)
+    reference = SAGEConv(f, o, aggr="mean", bias=False)
+    with torch.no_grad():
+        reference.lin_r.weight.copy_(conv.lin.weight[:, :f])
+        reference.lin_l.weight.copy_(conv.lin.weight[:, f:])
+    torch.testing.assert_close(conv(ring.x, ring.edge_index), reference(ring.x, ring.edge_index))
+    conv.num_samples = 1
+    star_x = torch.randn(11, f)
+    assert not torch.allclose(conv(star_x, star(10)), conv(star_x, star(10)))
+
+
+def test_sampled_sage_stack_ends_in_a_linear_classifier(ring):
+    """graphsage-simple: L sampled layers to hidden_dim, each with the ReLU, then a Linear classifier."""
+    f, h, c = ring.num_features, 8, int(ring.num_classes)
+    model = build(base_cfg(layer="sage_sampled", num_layers=2, hidden_dim=h, dropout=0.0), ring)
+    assert len(model.layers) == 2 and model.encoder is None and model.hidden_layers == 2
+    assert n_params(model) == 2 * f * h + 2 * h * h + (h * c + c)
+    assert model(ring.x, baseline_graph(ring)).shape == (ring.num_nodes, c)
+    assert "model.num_samples must be >= 1, got 0" in check_baseline_cfg(base_cfg(layer="sage_sampled", num_samples=0))
 
 
 def test_self_weight_adds_a_separate_weight_on_the_node_itself(ring):
@@ -347,7 +395,8 @@ def test_sage_uses_the_mean_matrix_only_for_mean_aggregation(ring):
 @pytest.mark.parametrize("name", MODELS)
 def test_baselines_are_permutation_equivariant(name):
     data = ring_graph(num_nodes=30, features=8, classes=3, seed=1)
-    cfg = model_cfg(name, "num_layers=3", "hidden_dim=16", "batch_norm=true")
+    # a neighbour sample is equivariant in distribution only: sage_sampled samples every neighbour here
+    cfg = model_cfg(name, "num_layers=3", "hidden_dim=16", "batch_norm=true", "num_samples=1000")
     model = build(cfg, data)
     perm = torch.randperm(data.num_nodes, generator=torch.Generator().manual_seed(0))
     new_position = torch.argsort(perm)  # old node i is node new_position[i] after permuting
@@ -362,7 +411,7 @@ def test_baselines_are_permutation_equivariant(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_a_batch_of_two_graphs_gives_each_graphs_outputs(name):
     graphs = [ring_graph(num_nodes=30, features=8, seed=2), ring_graph(num_nodes=17, features=8, seed=3)]
-    cfg = model_cfg(name, "num_layers=3", "hidden_dim=16", "batch_norm=true")
+    cfg = model_cfg(name, "num_layers=3", "hidden_dim=16", "batch_norm=true", "num_samples=1000")  # (see above)
     model = build(cfg, graphs[0])
     batch = Batch.from_data_list(graphs)
     model.train()
@@ -414,7 +463,7 @@ def test_tied_monet_shares_one_set_of_kernels_normalised_over_each_neighbourhood
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, sage_pool, gin, gatedgcn"),
+        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, sage_pool, sage_sampled, gin"),
         ("model.num_layers=0", "model.num_layers must be >= 1, got 0"),
         ("model.heads=0", "model.heads must be >= 1, got 0"),
         ("model.heads=5", "model.heads=5 must divide model.hidden_dim=64 (gat)"),

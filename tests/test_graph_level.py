@@ -440,6 +440,7 @@ def test_micro_f1_matches_scikit_learn():
         (["dataset=zinc", "dataset.atom_features=embedding"], "unknown dataset.atom_features 'embedding'"),
         (["dataset=zinc", "eval.time_selection=true"], "eval.time_selection=true is for node-level datasets"),
         (["dataset=zinc", "diagnostics.dirichlet=true"], "diagnostics.dirichlet=true is for node-level datasets"),
+        (["dataset=zinc", "train.nodes_per_step=64"], "train.nodes_per_step is for node-level datasets"),
     ],
 )
 def test_graph_level_config_errors(tmp_path, overrides, message):

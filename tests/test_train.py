@@ -235,6 +235,33 @@ def test_epochs_one_at_a_time_match_fit_and_time_only_the_training(ring):
     assert stepped.outcome.train_seconds < 0.5 and stepped.state_dict()["elapsed"] == stepped.outcome.train_seconds
 
 
+def test_nodes_per_step_takes_each_loss_on_a_fresh_batch_of_training_nodes(ring):
+    """train.nodes_per_step: each step's loss covers that many distinct training nodes, drawn anew per step."""
+    from grand_bench.config import BaselineModelCfg, EvalCfg, OptimCfg, SolverCfg, TrainCfg
+    from grand_bench.data import Split
+    from grand_bench.models.baselines import baseline_graph, build_baseline
+    from grand_bench.training import Trainer
+
+    split = Split(torch.arange(0, 12), torch.arange(12, 20), torch.arange(20, 30))
+    cfg = BaselineModelCfg(name="mlp", layer="mlp", hidden_dim=8)
+    model = build_baseline(cfg, SolverCfg(), ring)
+    graph = baseline_graph(ring, cfg)
+    batches = Trainer(model, ring.x, graph, ring.y, split, OptimCfg(), TrainCfg(nodes_per_step=5), EvalCfg())
+    drawn = [batches.training_nodes() for _ in range(20)]
+    assert all(len(b) == 5 and len(set(b.tolist())) == 5 and set(b.tolist()) <= set(range(12)) for b in drawn)
+    assert len({tuple(sorted(b.tolist())) for b in drawn}) > 1
+    for size in (None, 12, 50):  # the whole training set
+        whole = Trainer(model, ring.x, graph, ring.y, split, OptimCfg(), TrainCfg(nodes_per_step=size), EvalCfg())
+        assert torch.equal(whole.training_nodes(), split.train)
+
+
+def test_nodes_per_step_below_one_is_refused(run_cfg):
+    from grand_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.nodes_per_step must be > 0, got 0"):
+        run(run_cfg(*FAST, "train.nodes_per_step=0"))
+
+
 @pytest.mark.parametrize("select", ["val_metric", "val_loss", "val_objective"])
 def test_reported_epoch_is_the_first_best_on_the_selected_validation_score(run_cfg, select):
     record = run(run_cfg(*FAST, "train.epochs=12", f"train.select={select}"))[0]

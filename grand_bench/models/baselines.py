@@ -5,7 +5,9 @@ With L = ``num_layers`` and l = 1..L (``encoder: false``, the Kipf & Welling / G
     h^(0) = x,   h^(l) = act(BN(layer_l(dropout(h^(l-1)), graph))) [+ h^(l-1) if residual],   logits = layer_L(...)
 
 The first layer maps the input features to ``hidden_dim`` and the last one to the classes (no
-activation). With ``encoder: true`` (and always for GCNII) a Linear encoder x0 = act(Linear(dropout(x)))
+activation). A layer that comes with its own classifier (``sage_sampled``, as graphsage-simple) maps to
+``hidden_dim`` in all L layers, each with the activation, and a Linear decoder gives the logits.
+With ``encoder: true`` (and always for GCNII) a Linear encoder x0 = act(Linear(dropout(x)))
 comes first, all L layers map hidden -> hidden, and a Linear decoder gives the logits. APPNP
 propagates the stack's output, Z = APPNP_K(H) (Klicpera et al. 2019, eq. 3).
 
@@ -15,6 +17,7 @@ Layers (``layer``), each one PyG class (``sage_pool`` and ``monet_tied`` our own
     gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j (``value_dropout``)
     sage      SAGEConv (Hamilton et al. 2017, Alg. 1)     h'_i = W1 h_i + W2 aggr_j h_j (``project``: pool)
     sage_pool PoolSAGEConv (Hamilton et al. 2017, eq. 3)  GraphSAGE-pool as Shchur et al. ran it (``pool_dim``)
+    sage_sampled SampledSAGEConv (Hamilton et al. 2017, Alg. 2)  GraphSAGE-mean on sampled neighbours (``num_samples``)
     gin       GINConv (Xu et al. 2019, eq. 4.1)           h'_i = MLP((1 + eps) h_i + sum_j h_j)
     gatedgcn  ResGatedGraphConv (Bresson & Laurent 2017)  h'_i = W1 h_i + sum_j sigma(W3 h_i + W4 h_j) * W2 h_j
     monet     GMMConv (Monti et al. 2017, eq. 11)         Gaussian kernels of pseudo-coordinates u_ij
@@ -239,6 +242,46 @@ class PoolSAGEConv(nn.Module):
         return z / z.norm(dim=-1, keepdim=True).clamp(min=1.0)
 
 
+def sample_neighbours(edge_index: Tensor, num_nodes: int, k: int) -> Tensor:
+    """The edges j -> i of at most ``k`` neighbours j per node i, drawn uniformly without replacement (every
+    neighbour of a node with fewer): GraphSAGE's fixed-size neighbourhood sample (Hamilton et al. 2017, §3.1).
+
+    A random order of the edges, stably sorted by target, ranks each node's edges at random; the first ``k``
+    ranks are kept."""
+    shuffled = torch.randperm(edge_index.size(1), device=edge_index.device)
+    by_target = shuffled[torch.argsort(edge_index[1, shuffled], stable=True)]
+    target = edge_index[1, by_target]
+    counts = degree(target, num_nodes, dtype=torch.long)
+    first = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(target.numel(), device=target.device) - first[target]
+    return edge_index[:, by_target[rank < k]]
+
+
+class SampledSAGEConv(nn.Module):
+    """GraphSAGE-mean on sampled neighbourhoods as graphsage-simple runs it (Hamilton et al. 2017, Alg. 2 with
+    the mean aggregator; Hamilton's graphsage-simple Encoder and MeanAggregator, the code H2GCN ran its
+    GraphSAGE baseline with, whose numbers GRAFF Table 1 and GraphCON Table 2 print):
+
+        h'_i = W [h_i || mean_{j in S(i)} h_j],   S(i): ``num_samples`` neighbours drawn afresh at every call
+
+    One Glorot-initialised weight over the concatenation and no bias; the stack applies the ReLU. The sample is
+    drawn in evaluation too, as in graphsage-simple. The mean is linear, so W's neighbour half is applied before
+    the gather (a [sampled edges, out] gather instead of [sampled edges, in]).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, num_samples: int) -> None:
+        super().__init__()
+        self.in_dim, self.num_samples = in_dim, num_samples
+        self.lin = nn.Linear(2 * in_dim, out_dim, bias=False)
+        nn.init.xavier_uniform_(self.lin.weight)
+
+    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
+        w_self, w_neigh = self.lin.weight[:, : self.in_dim], self.lin.weight[:, self.in_dim :]
+        src, dst = sample_neighbours(edge_index, h.size(0), self.num_samples)
+        neighbours = scatter(h.matmul(w_neigh.T)[src], dst, dim=0, dim_size=h.size(0), reduce="mean")
+        return h.matmul(w_self.T) + neighbours
+
+
 def _pseudo(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return layer(h, e.index, e.pseudo)
 
@@ -288,6 +331,7 @@ class LayerSpec:
     pseudo: bool = False  # needs MoNet pseudo-coordinates
     tied_kernels: bool = False  # needs the stack's TiedGaussianKernels
     encoder: bool = False  # always wrapped in a Linear encoder / decoder (layers are hidden -> hidden)
+    decoder: bool = False  # always followed by a Linear decoder (layers are in -> hidden -> hidden)
     propagate: bool = False  # APPNP propagation of the stack's output
 
 
@@ -297,6 +341,7 @@ LAYERS: dict[str, LayerSpec] = {
     "gat": LayerSpec(_gat, _edges),
     "sage": LayerSpec(_sage, _sage_call, norm=lambda cfg: "mean" if cfg.aggr == "mean" else None),
     "sage_pool": LayerSpec(lambda i, o, cfg, l, last: PoolSAGEConv(i, o, cfg.pool_dim), _edges),
+    "sage_sampled": LayerSpec(lambda i, o, cfg, l, last: SampledSAGEConv(i, o, cfg.num_samples), _edges, decoder=True),
     "gin": LayerSpec(_gin, _edges),
     "gatedgcn": LayerSpec(lambda i, o, cfg, l, last: ResGatedGraphConv(i, o), _edges),
     "monet": LayerSpec(lambda i, o, cfg, l, last: MoNetLayer(i, o, cfg), _pseudo, pseudo=True),
@@ -328,18 +373,20 @@ class BaselineGNN(nn.Module):
         self.act = ACTIVATIONS[cfg.activation]()
         hidden, n = cfg.hidden_dim, cfg.num_layers
         encode = cfg.encoder or spec.encoder
+        decode = encode or spec.decoder
         self.encoder = nn.Linear(in_dim, hidden) if encode else None
-        self.decoder = nn.Linear(hidden, out_dim) if encode else None
-        dims = [hidden] * (n + 1) if encode else [in_dim] + [hidden] * (n - 1) + [out_dim]
+        self.decoder = nn.Linear(hidden, out_dim) if decode else None
+        first = hidden if encode else in_dim
+        dims = [first] + [hidden] * n if decode else [in_dim] + [hidden] * (n - 1) + [out_dim]
         self.layers = nn.ModuleList()
         self.norms = nn.ModuleList()
         self.skips: list[bool] = []
         for l in range(1, n + 1):
-            last = not encode and l == n  # the output layer: no norm, activation or skip
+            last = not decode and l == n  # the output layer: no norm, activation or skip
             self.layers.append(spec.make(dims[l - 1], dims[l], cfg, l, last))
             self.norms.append(nn.BatchNorm1d(dims[l]) if cfg.batch_norm and not last else nn.Identity())
             self.skips.append(cfg.residual and not last and (encode or l > 1))  # hidden -> hidden layers
-        self.hidden_layers = n if encode else n - 1
+        self.hidden_layers = n if decode else n - 1
         self.propagation = APPNP(cfg.K, cfg.alpha, normalize=False) if spec.propagate else None
         self.kernels = TiedGaussianKernels(cfg.kernels, cfg.pseudo_dim) if spec.tied_kernels else None
 
@@ -411,6 +458,8 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
             problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
     if cfg.value_dropout and cfg.layer != "gat":
         problems.append(f"model.value_dropout is for layer=gat, not {cfg.layer!r}")
+    if cfg.num_samples < 1:
+        problems.append(f"model.num_samples must be >= 1, got {cfg.num_samples}")
     if cfg.self_weight and cfg.layer != "gcn":
         problems.append(f"model.self_weight is for layer=gcn, not {cfg.layer!r}")
     if cfg.layer == "gat" and cfg.heads >= 1 and cfg.hidden_dim % cfg.heads:

@@ -170,9 +170,18 @@ class Trainer:
         reset_nfe(self.model, "forward")
         logits = self.model(self.x, self.graph)
         nfe_forward = nfe_of(self.model)
-        loss = self.loss_fn(logits[self.split.train], self.y[self.split.train])
+        batch = self.training_nodes()
+        loss = self.loss_fn(logits[batch], self.y[batch])
         nfe_backward = optimise(self.model, self.optimizer, loss)
         return loss.item(), nfe_forward, nfe_backward
+
+    def training_nodes(self) -> Tensor:
+        """The training nodes this step's loss is taken on: all of them, or ``train.nodes_per_step`` drawn
+        without replacement (a fresh draw per step, as graphsage-simple's reshuffled mini-batches)."""
+        train, size = self.split.train, self.train_cfg.nodes_per_step
+        if size is None or size >= train.numel():
+            return train
+        return train[torch.randperm(train.numel(), device=train.device)[:size]]
 
     def _scores(self, logits: Tensor) -> dict[str, float]:
         scores = {name: accuracy(logits, self.y, getattr(self.split, name)) for name in ("train", "val", "test")}
