@@ -172,6 +172,16 @@ def test_time_dependent_w_uses_one_matrix_per_euler_step(ring):
     assert not torch.allclose(func.w[0], func.w[1])
 
 
+def test_time_dependent_w_with_a_single_euler_step_is_one_matrix(ring):
+    """T <= dt: one step, one W_t (a sweep drew T = 0.76, dt = 1 and the step indexed a row of W)."""
+    cfg = graff_cfg(time=0.76, dt=1.0, time_dependent=True, w_style="diag_dom")
+    model = build_graff(cfg, SolverCfg(method="euler"), ring)
+    out = model(ring.x, graff_graph(ring, cfg))
+    func = model.ode.func
+    assert func.steps == 1 and func.w.shape == (6, 6) and torch.equal(func.w_at(0.5), func.w)
+    assert out.shape == (ring.num_nodes, int(ring.num_classes))
+
+
 def test_frozen_w_gets_no_gradient_and_constant_omega_is_fixed(ring):
     cfg = graff_cfg(w_trainable=False, omega_style="const", omega_value=1.0)
     model = build_graff(cfg, SolverCfg(method="euler"), ring)

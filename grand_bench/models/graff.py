@@ -146,7 +146,7 @@ class GraffFlow(GraphODEFunc):
 
     def w_at(self, t: Tensor | float) -> Tensor:
         """W_t: the W of the Euler step containing t (the same W for every t unless time_dependent)."""
-        if not self.time_dependent:
+        if not self.time_dependent or self.steps == 1:  # one step: ChannelMixing gives the one W_t unstacked
             return self.w
         index = min(int(float(t) / self.step_size + 1e-6), self.steps - 1)
         return self.w[index]
