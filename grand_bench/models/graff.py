@@ -111,11 +111,12 @@ class GraffFlow(GraphODEFunc):
 
     def __init__(self, hidden_dim: int, cfg: GraffModelCfg, steps: int = 1, step_size: float | None = None) -> None:
         super().__init__()
-        self.time_dependent = cfg.time_dependent
+        # one W per Euler step; a flow of one step (T <= dt) has one W, as a time-shared one
+        self.time_dependent = cfg.time_dependent and steps > 1
         self.steps, self.step_size = steps, step_size
         self.w_style, self.omega_style, self.omega_value = cfg.w_style, cfg.omega_style, cfg.omega_value
         self.norm_degree = cfg.norm_degree
-        count = steps if cfg.time_dependent else 1
+        count = steps if self.time_dependent else 1
         self.mixing = ChannelMixing(hidden_dim, cfg.w_style, count, cfg.w_trainable, cfg.w_init)
         self.omega_param = None
         if cfg.omega_style == "diag":
@@ -146,7 +147,7 @@ class GraffFlow(GraphODEFunc):
 
     def w_at(self, t: Tensor | float) -> Tensor:
         """W_t: the W of the Euler step containing t (the same W for every t unless time_dependent)."""
-        if not self.time_dependent or self.steps == 1:  # one step: ChannelMixing gives the one W_t unstacked
+        if not self.time_dependent:
             return self.w
         index = min(int(float(t) / self.step_size + 1e-6), self.steps - 1)
         return self.w[index]
