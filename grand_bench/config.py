@@ -152,6 +152,7 @@ class BaselineModelCfg:
     K: int = 3  # cheb: filter size (polynomial degree K - 1); appnp: propagation steps
     alpha: float = 0.1  # gcnii: initial-residual weight; appnp: teleport probability
     theta: float = 0.5  # gcnii: identity-mapping strength lambda, beta_l = log(theta / l + 1)
+    shared_weights: bool = True  # gcnii: one W for P h and x0; false is GCNII* (W1 for P h, W2 for x0)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from grand_bench.models.baselines import (
     pseudo_coordinates,
     sample_neighbours,
 )
-from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
+from grand_bench.models.edge_graph import EdgeGraph, MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
 from grand_bench.training import build_optimizer
 from grand_bench.training.optim import l2_penalty
@@ -90,6 +90,21 @@ def test_gcn_depth_and_options_set_layers_and_parameters(ring):
     encoded = gcn(num_layers=3, encoder=True)  # Linear encoder, 3 hidden -> hidden layers, Linear decoder
     assert len(encoded.layers) == 3 and n_params(encoded) == (f * h + h) + 3 * (h * h + h) + (h * c + c)
     assert len(BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=7, hidden_dim=h)).layers) == 7
+
+
+def test_gcnii_star_weighs_the_initial_residual_separately():
+    """model.shared_weights=false is GCNII*: each layer has W1 for P h and W2 for x0, and W2 alone moves the output."""
+    f, c, h, depth = 6, 3, 8, 4
+    shared = BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=depth, hidden_dim=h))
+    star_model = BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=depth, hidden_dim=h, shared_weights=False))
+    assert n_params(star_model) == n_params(shared) + depth * h * h
+    graph = EdgeGraph(ring_graph(10).edge_index, 10)
+    x = torch.randn(10, f)
+    star_model.eval()
+    before = star_model(x, graph)
+    with torch.no_grad():
+        star_model.layers[0].weight2.add_(1.0)  # the x0 weight of the first layer only
+    assert not torch.allclose(star_model(x, graph), before)
 
 
 def star(leaves: int) -> torch.Tensor:

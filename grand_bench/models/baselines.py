@@ -24,6 +24,7 @@ Layers (``layer``), each one PyG class (``sage_pool`` and ``monet_tied`` our own
     monet_tied TiedMoNetConv (Monti et al. 2017, eq. 11)  MoNet as Shchur et al. ran it: kernels tied across layers
     cheb      ChebConv (Defferrard et al. 2016, eq. 4)    h' = sum_{k<K} T_k(L~) h W_k
     gcnii     GCN2Conv (Chen et al. 2020, eq. 5)          h' = ((1-a) P h + a x0)((1-b_l) I + b_l W)
+              ``shared_weights: false``: GCNII* (their §5)  h' = (1-b_l)((1-a) P h + a x0) + b_l((1-a) P h W1 + a x0 W2)
     appnp     Linear layers, then APPNP propagation       Z^(k+1) = (1-a) P Z^(k) + a H
 
 MoNet's pseudo-coordinates follow the benchmarking-GNNs setup (Dwivedi et al. 2020):
@@ -348,7 +349,9 @@ LAYERS: dict[str, LayerSpec] = {
     "monet_tied": LayerSpec(lambda i, o, cfg, l, last: TiedMoNetConv(i, o, cfg.kernels), _tied, tied_kernels=True),
     "cheb": LayerSpec(lambda i, o, cfg, l, last: ChebConv(i, o, K=cfg.K), _edges),
     "gcnii": LayerSpec(
-        lambda i, o, cfg, l, last: GCN2Conv(i, alpha=cfg.alpha, theta=cfg.theta, layer=l, normalize=False),
+        lambda i, o, cfg, l, last: GCN2Conv(
+            i, alpha=cfg.alpha, theta=cfg.theta, layer=l, shared_weights=cfg.shared_weights, normalize=False
+        ),
         _initial,
         norm="gcn",
         encoder=True,
