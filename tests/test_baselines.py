@@ -105,6 +105,8 @@ def test_gcnii_star_weighs_the_initial_residual_separately():
     with torch.no_grad():
         star_model.layers[0].weight2.add_(1.0)  # the x0 weight of the first layer only
     assert not torch.allclose(star_model(x, graph), before)
+    problems = check_baseline_cfg(base_cfg(layer="gcn", shared_weights=False))
+    assert "model.shared_weights=false (GCNII*) is for layer=gcnii, not 'gcn'" in problems
 
 
 def star(leaves: int) -> torch.Tensor:

@@ -465,6 +465,8 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
         problems.append(f"model.num_samples must be >= 1, got {cfg.num_samples}")
     if cfg.self_weight and cfg.layer != "gcn":
         problems.append(f"model.self_weight is for layer=gcn, not {cfg.layer!r}")
+    if not cfg.shared_weights and cfg.layer != "gcnii":
+        problems.append(f"model.shared_weights=false (GCNII*) is for layer=gcnii, not {cfg.layer!r}")
     if cfg.layer == "gat" and cfg.heads >= 1 and cfg.hidden_dim % cfg.heads:
         problems.append(f"model.heads={cfg.heads} must divide model.hidden_dim={cfg.hidden_dim} (gat)")
     if cfg.layer in ("gcnii", "appnp") and not 0 <= cfg.alpha <= 1:
