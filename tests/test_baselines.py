@@ -23,7 +23,7 @@ from grand_bench.models.baselines import (
     pseudo_coordinates,
     sample_neighbours,
 )
-from grand_bench.models.edge_graph import EdgeGraph, MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
+from grand_bench.models.edge_graph import MeanSAGEConv, fixed_product, mean_edges, propagation_matrix
 from grand_bench.run import run
 from grand_bench.training import build_optimizer
 from grand_bench.training.optim import l2_penalty
@@ -92,14 +92,13 @@ def test_gcn_depth_and_options_set_layers_and_parameters(ring):
     assert len(BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=7, hidden_dim=h)).layers) == 7
 
 
-def test_gcnii_star_weighs_the_initial_residual_separately():
+def test_gcnii_star_weighs_the_initial_residual_separately(ring):
     """model.shared_weights=false is GCNII*: each layer has W1 for P h and W2 for x0, and W2 alone moves the output."""
-    f, c, h, depth = 6, 3, 8, 4
+    f, c, h, depth = ring.num_features, 3, 8, 4
     shared = BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=depth, hidden_dim=h))
     star_model = BaselineGNN(f, c, base_cfg(layer="gcnii", num_layers=depth, hidden_dim=h, shared_weights=False))
     assert n_params(star_model) == n_params(shared) + depth * h * h
-    graph = EdgeGraph(ring_graph(10).edge_index, 10)
-    x = torch.randn(10, f)
+    graph, x = baseline_graph(ring), ring.x
     star_model.eval()
     before = star_model(x, graph)
     with torch.no_grad():

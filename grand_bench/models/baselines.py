@@ -453,7 +453,8 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
         problems.append(unknown_choice("model.activation", cfg.activation, ACTIVATIONS))
     if cfg.aggr not in AGGRS:
         problems.append(unknown_choice("model.aggr", cfg.aggr, AGGRS))
-    for key in ("num_layers", "hidden_dim", "heads", "out_heads", "kernels", "pseudo_dim", "K", "pool_dim"):
+    counts = ("num_layers", "hidden_dim", "heads", "out_heads", "kernels", "pseudo_dim", "K", "pool_dim", "num_samples")
+    for key in counts:
         if getattr(cfg, key) < 1:
             problems.append(f"model.{key} must be >= 1, got {getattr(cfg, key)}")
     for key in ("dropout", "dropedge", "attn_dropout", "input_dropout", "value_dropout"):
@@ -461,8 +462,6 @@ def check_baseline_cfg(cfg: BaselineModelCfg) -> list[str]:
             problems.append(f"model.{key} must be in [0, 1), got {getattr(cfg, key)}")
     if cfg.value_dropout and cfg.layer != "gat":
         problems.append(f"model.value_dropout is for layer=gat, not {cfg.layer!r}")
-    if cfg.num_samples < 1:
-        problems.append(f"model.num_samples must be >= 1, got {cfg.num_samples}")
     if cfg.self_weight and cfg.layer != "gcn":
         problems.append(f"model.self_weight is for layer=gcn, not {cfg.layer!r}")
     if not cfg.shared_weights and cfg.layer != "gcnii":
