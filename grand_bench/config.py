@@ -275,11 +275,15 @@ class EvalCfg:
 
     When on, each evaluation integrates to time_factor * T, reads the state at `time_points` evenly
     spaced times, and keeps the time with the best validation score (test taken at that time).
+    ``state: velocity`` (GraphCON only) decodes the velocity half Y at those times, with the position X at
+    time_factor * T as one more candidate: what the GraphCON homophilic code's early-stop integrator does
+    (reference §4.3), where the regular forward decodes X.
     """
 
     time_selection: bool = False
     time_factor: float = 3.0
     time_points: int = 30
+    state: str = "position"  # position | velocity: which half of GraphCON's [X, Y] the selection decodes
 
 
 @dataclass

@@ -61,6 +61,7 @@ ADDED_WITH_DEFAULT = {
     "model.num_samples": 5,  # baselines: only layer=sage_sampled reads it, added with it
     "train.nodes_per_step": None,  # node-level: full-batch steps, as before the option existed
     "model.shared_weights": True,  # GCNII: one weight, as before the option (GCNII*) existed
+    "eval.state": "position",  # time selection decodes GraphCON's position, as before the option existed
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.

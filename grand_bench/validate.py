@@ -19,7 +19,7 @@ from .models import DIFFUSIVITIES, FAMILIES
 from .models.attention import check_attention_cfg
 from .models.baselines import check_baseline_cfg
 from .models.graff import check_graff_cfg
-from .models.graphcon import check_graphcon_cfg
+from .models.graphcon import SELECTION_STATES, check_graphcon_cfg
 from .models.reaction_diffusion import check_implicit_solver, check_reaction_diffusion_cfg
 from .solvers import TORCHDIFFEQ_METHODS, is_fixed_step, methods
 from .solvers.implicit import LINEAR_SOLVERS
@@ -217,6 +217,13 @@ def validate(cfg: Config) -> None:
         _positive(problems, "eval.time_factor", cfg.eval.time_factor)
         if cfg.eval.time_points < 2:
             problems.append(f"eval.time_points must be >= 2, got {cfg.eval.time_points}")
+    _choice(problems, "eval.state", cfg.eval.state, SELECTION_STATES)
+    if cfg.eval.state == "velocity" and not (cfg.eval.time_selection and cfg.model.family == "graphcon"):
+        problems.append(
+            "eval.state=velocity decodes GraphCON's velocity during the time selection: it needs"
+            f" eval.time_selection=true and a graphcon model (got eval.time_selection={cfg.eval.time_selection},"
+            f" model.family '{cfg.model.family}')"
+        )
     if cfg.seeds is not None and not cfg.seeds:
         problems.append("seeds must list at least one seed, got []")
     if cfg.splits is not None and not cfg.splits:

@@ -246,11 +246,18 @@ def test_the_same_system_under_rk4_is_the_continuous_limit(ring):
             "model.readout=sum and dataset.readout=sum would pool each graph twice",
         ),
         (["dataset=cora", "model.readout=mean"], "model.readout=mean pools per graph; dataset 'cora' is node-level"),
+        (["eval.state=speed"], "unknown eval.state 'speed'; valid: position, velocity"),
+        (["eval.state=velocity"], "eval.state=velocity decodes GraphCON's velocity .* eval.time_selection=true"),
     ],
 )
 def test_bad_options_are_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate(compose_cfg(["model=graphcon_gcn", *overrides]))
+
+
+def test_velocity_selection_is_refused_on_first_order_models():
+    with pytest.raises(ConfigError, match="model.family 'grand'"):
+        validate(compose_cfg(["model=grand_l", "eval.time_selection=true", "eval.state=velocity"]))
 
 
 def test_model_yaml_selects_symplectic_euler_with_step_dt_and_the_command_line_wins():
@@ -313,6 +320,35 @@ def test_sourced_step_is_the_homophilic_code_by_hand(ring):
             x = x + (1 - b2) * a * y + b2 * x0
     torch.testing.assert_close(out, x)
     assert model.nfe == 5
+
+
+def test_velocity_half_is_the_step_that_moved_the_position(ring):
+    """half="velocity" returns Y of the same solve: symplectic Euler moves X^n = X^{n-1} + dt Y^n, and Y(0) is
+    the encoding (the homophilic code's early-stop integrator decodes this half; reference §4.3)."""
+    torch.manual_seed(4)
+    cfg = graphcon_cfg(layers=4, dt=0.5)
+    model = build_graphcon(cfg, SolverCfg(method="symplectic_euler"), ring)
+    graph, x0 = graphcon_graph(ring, cfg), torch.randn(ring.num_nodes, 6)
+    times = torch.linspace(0.0, 2.0, 5)
+    with torch.no_grad():
+        position = model.ode(x0, graph, times)
+        velocity = model.ode(x0, graph, times, half="velocity")
+    torch.testing.assert_close(velocity[0], x0)
+    torch.testing.assert_close(position[1:] - position[:-1], 0.5 * velocity[1:])
+    assert not torch.allclose(velocity[1:], position[1:])
+
+
+def test_velocity_time_selection_keeps_the_best_validation_candidate(run_cfg):
+    """eval.state=velocity: the selection runs over X at time_factor * T and Y at every time point, and the
+    record's best time is one of those times."""
+    overrides = ["dataset=cora", "model=graphcon_gcn", "model.hidden_dim=16", "model.layers=3", "train.epochs=3"]
+    selection = ["eval.time_selection=true", "eval.time_points=4", "eval.time_factor=2"]
+    record = run(run_cfg(*overrides, *selection, "eval.state=velocity"))[0]
+    # T = 3 layers x dt 0.5; the evaluation integrates to 2 T = 3 in 6 steps, read at 0, 1, 2, 3
+    assert record["status"] == "ok" and record["best_time"] in (0.0, 1.0, 2.0, 3.0)
+    assert record["nfe_eval"] == 2 * 6  # two solves: one read for X, one for Y
+    position = run(run_cfg(*overrides, *selection))[0]
+    assert position["nfe_eval"] == 6 and position["run_key"] != record["run_key"]
 
 
 def test_unsourced_unit_step_with_unit_damping_is_a_weight_shared_gcn(ring):
@@ -382,3 +418,5 @@ def test_graphcon_records_from_before_the_attention_option_keep_their_run_keys()
     assert run_key(before) == run_key(cfg)
     tran = compose_cfg(["model=graphcon_tran", "dataset=texas"])
     assert run_key(compose_cfg(["model=graphcon_tran", "dataset=texas", "model.attention.heads=2"])) != run_key(tran)
+    before_state = {**cfg, "eval": {k: v for k, v in cfg["eval"].items() if k != "state"}}
+    assert run_key(before_state) == run_key(cfg)  # eval.state=position: the selection as before the option

@@ -174,9 +174,10 @@ class ContinuousGNN(nn.Module):
     def forward(self, x: Tensor, graph: Any) -> Tensor:
         return self.pool(self.decode(self.ode(self.encode(x), graph)), graph)
 
-    def forward_at(self, x: Tensor, graph: Any, times: Tensor) -> Tensor:
-        """Logits of the states at each of ``times``: shape [len(times), N (or graphs), out_dim]."""
-        return self.pool(self.decode(self.ode(self.encode(x), graph, times)), graph)
+    def forward_at(self, x: Tensor, graph: Any, times: Tensor, **readout: Any) -> Tensor:
+        """Logits of the states at each of ``times``: shape [len(times), N (or graphs), out_dim]. ``readout``
+        goes to the ODE block (GraphCON's ``half``)."""
+        return self.pool(self.decode(self.ode(self.encode(x), graph, times, **readout)), graph)
 
     @property
     def nfe(self) -> int:

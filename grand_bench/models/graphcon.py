@@ -54,6 +54,7 @@ from .edge_graph import EdgeGraph, FixedGCNConv
 COUPLINGS = ("gcn", "gat", "transformer", "gin", "gatedgcn", "grand_attention")
 RESIDUALS = ("none", "linear", "v1", "v2")
 INITIAL_VELOCITIES = ("encoding", "zero")
+SELECTION_STATES = ("position", "velocity")  # the half of [X, Y] that OscillatorBlock returns
 IMEX_SCHEMES = ("symplectic_euler", "leapfrog")
 
 
@@ -189,7 +190,8 @@ class OscillatorDynamics(GraphODEFunc):
 
 
 class OscillatorBlock(ODEBlock):
-    """Integrates [X, Y] from [X(0), Y(0)] and returns the position X (at T, or at each of ``times``)."""
+    """Integrates [X, Y] from [X(0), Y(0)] and returns the position X (at T, or at each of ``times``), or
+    with ``half="velocity"`` Y (the homophilic code's early-stop integrator decodes it; reference §4.3)."""
 
     def __init__(self, func: OscillatorDynamics, cfg: SolverCfg, time: float, initial_velocity: str) -> None:
         super().__init__(func, cfg, time)
@@ -200,8 +202,9 @@ class OscillatorBlock(ODEBlock):
         y0 = x0 if self.initial_velocity == "encoding" else torch.zeros_like(x0)
         return torch.cat([x0, y0], -1)
 
-    def forward(self, x0: Tensor, graph: EdgeGraph, times: Tensor | None = None) -> Tensor:
-        return split_state(super().forward(self.initial_state(x0), graph, times))[0]
+    def forward(self, x0: Tensor, graph: EdgeGraph, times: Tensor | None = None, half: str = "position") -> Tensor:
+        position, velocity = split_state(super().forward(self.initial_state(x0), graph, times))
+        return velocity if half == "velocity" else position
 
 
 def graphcon_graph(data: Data, cfg: GraphconModelCfg) -> EdgeGraph:
