@@ -282,7 +282,7 @@ class EvalCfg:
 
     time_selection: bool = False
     time_factor: float = 3.0
-    time_points: int = 30
+    time_points: int | None = 30  # null: every step of a fixed-step solver, as the original's integrator
     state: str = "position"  # position | velocity: which half of GraphCON's [X, Y] the selection decodes
 
 

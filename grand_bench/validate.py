@@ -215,7 +215,12 @@ def validate(cfg: Config) -> None:
     _choice(problems, "device", cfg.device, DEVICES)
     if cfg.eval.time_selection:
         _positive(problems, "eval.time_factor", cfg.eval.time_factor)
-        if cfg.eval.time_points < 2:
+        if cfg.eval.time_points is None and not is_fixed_step(cfg.solver.method):
+            problems.append(
+                f"eval.time_points=null reads every solver step; solver.method '{cfg.solver.method}' is adaptive:"
+                " set eval.time_points (>= 2)"
+            )
+        elif cfg.eval.time_points is not None and cfg.eval.time_points < 2:
             problems.append(f"eval.time_points must be >= 2, got {cfg.eval.time_points}")
     _choice(problems, "eval.state", cfg.eval.state, SELECTION_STATES)
     if cfg.eval.state == "velocity" and not (cfg.eval.time_selection and cfg.model.family == "graphcon"):

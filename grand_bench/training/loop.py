@@ -201,7 +201,8 @@ class Trainer:
         if not hasattr(self.model, "forward_at"):
             raise ConfigError("eval.time_selection=true needs a continuous-depth model (one with an ODE block)")
         end = self.eval_cfg.time_factor * self.model.ode.time
-        times = torch.linspace(0.0, end, self.eval_cfg.time_points)
+        points = self.eval_cfg.time_points or round(end / self.model.ode.cfg.step_size) + 1  # null: every step
+        times = torch.linspace(0.0, end, points)
         logits = self.model.forward_at(self.x, self.graph, times)
         if self.eval_cfg.state == "velocity":  # X at the end, then Y at every time (reference §4.3);
             # X first so that it wins ties, as the code keeps the in-integrator best only when strictly better
