@@ -335,9 +335,15 @@ def test_velocity_half_is_the_step_that_moved_the_position(ring):
     with torch.no_grad():
         position = model.ode(x0, graph, times)
         velocity = model.ode(x0, graph, times, half="velocity")
+        model.ode.reset_nfe()
+        both = model.ode(x0, graph, times, half="both")
     torch.testing.assert_close(velocity[0], x0)
     torch.testing.assert_close(position[1:] - position[:-1], 0.5 * velocity[1:])
     assert not torch.allclose(velocity[1:], position[1:])
+    torch.testing.assert_close(both, torch.cat([position, velocity]))  # both halves from one solve
+    assert model.ode.nfe == 4
+    with pytest.raises(ValueError, match="needs the times"):
+        model.ode(x0, graph, half="both")
 
 
 def test_velocity_time_selection_keeps_the_best_validation_candidate(run_cfg):
@@ -348,7 +354,7 @@ def test_velocity_time_selection_keeps_the_best_validation_candidate(run_cfg):
     record = run(run_cfg(*overrides, *selection, "eval.state=velocity"))[0]
     dt = record["config"]["model"]["dt"]  # Cora's preset: 1; the evaluation integrates to 2 T in 6 steps
     assert record["status"] == "ok" and record["best_time"] in [2 * dt * k for k in range(4)]
-    assert record["nfe_eval"] == 2 * 6  # two solves: one read for X, one for Y
+    assert record["nfe_eval"] == 6  # one solve gives both X and Y
     position = run(run_cfg(*overrides, *selection))[0]
     assert position["nfe_eval"] == 6 and position["run_key"] != record["run_key"]
     every_step = run(run_cfg(*overrides, *selection, "eval.time_points=null", "train.epochs=1"))[0]

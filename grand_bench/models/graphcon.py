@@ -191,7 +191,8 @@ class OscillatorDynamics(GraphODEFunc):
 
 class OscillatorBlock(ODEBlock):
     """Integrates [X, Y] from [X(0), Y(0)] and returns the position X (at T, or at each of ``times``), or
-    with ``half="velocity"`` Y (the homophilic code's early-stop integrator decodes it; reference §4.3)."""
+    with ``half="velocity"`` Y (the homophilic code's early-stop integrator decodes it; reference §4.3), or with
+    ``half="both"`` X at each of ``times`` followed by Y at each of them, from one solve."""
 
     def __init__(self, func: OscillatorDynamics, cfg: SolverCfg, time: float, initial_velocity: str) -> None:
         super().__init__(func, cfg, time)
@@ -204,6 +205,10 @@ class OscillatorBlock(ODEBlock):
 
     def forward(self, x0: Tensor, graph: EdgeGraph, times: Tensor | None = None, half: str = "position") -> Tensor:
         position, velocity = split_state(super().forward(self.initial_state(x0), graph, times))
+        if half == "both":
+            if times is None:
+                raise ValueError('half="both" needs the times to return the states at')
+            return torch.cat([position, velocity])
         return velocity if half == "velocity" else position
 
 

@@ -203,11 +203,12 @@ class Trainer:
         end = self.eval_cfg.time_factor * self.model.ode.time
         points = self.eval_cfg.time_points or round(end / self.model.ode.cfg.step_size) + 1  # null: every step
         times = torch.linspace(0.0, end, points)
-        logits = self.model.forward_at(self.x, self.graph, times)
         if self.eval_cfg.state == "velocity":  # X at the end, then Y at every time (reference §4.3);
             # X first so that it wins ties, as the code keeps the in-integrator best only when strictly better
-            velocity = self.model.forward_at(self.x, self.graph, times, half="velocity")
-            logits, times = torch.cat([logits[-1:], velocity]), torch.cat([times[-1:], times])
+            states = self.model.forward_at(self.x, self.graph, times, half="both")  # X at each time, then Y
+            logits, times = torch.cat([states[points - 1 : points], states[points:]]), torch.cat([times[-1:], times])
+        else:
+            logits = self.model.forward_at(self.x, self.graph, times)
         val = [accuracy(step, self.y, self.split.val) for step in logits]
         best = int(np.argmax(val))
         return self._scores(logits[best]), float(times[best]), nfe_of(self.model)
