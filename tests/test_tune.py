@@ -278,6 +278,34 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(sweep_cfg, ra
     assert {r["config"]["optim"]["lr"] for r in records} == {0.01, 0.02}
 
 
+_failed: list[bool] = []  # module level, as _interrupted: the restored callback must not fail again
+
+
+class FailingController(tune.Callback):
+    """Raise inside Tune's controller once a trial has finished, where the error of a worker that Ray's
+    out-of-memory killer took surfaces."""
+
+    def on_step_end(self, iteration, trials, **info):
+        if not _failed and any(t.status == "TERMINATED" for t in trials):
+            _failed.append(True)
+            raise RuntimeError("Caught unexpected exception: 1 worker(s) were killed due to the node running low")
+
+
+@pytest.mark.slow
+def test_sweep_that_ray_stops_is_summarised_without_a_preset_and_resumes(sweep_cfg, ray_session, tmp_path):
+    space = write_space(tmp_path, {"optim.lr": {"type": "grid", "values": [0.01, 0.02]}})
+    overrides = ["tuner.grace_period=3", f"tuner.space={space}", "tuner.max_concurrent_trials=1"]
+    _failed.clear()
+    first = run_sweep(sweep_cfg(*overrides), callbacks=[FailingController()])
+    assert first.summary.stopped == "Caught unexpected exception: 1 worker(s) were killed due to the node running low"
+    assert len(first.summary.ranked) == 1 and first.preset is None  # one of two trials: no "best" to export
+    assert "stopped by Ray before every trial had run" in first.summary_file.read_text()
+
+    second = run_sweep(sweep_cfg(*overrides, "tuner.resume=true"))
+    assert second.summary.stopped is None and not second.interrupted and second.preset is not None
+    assert {r["config"]["optim"]["lr"] for r in read_records(tmp_path / "runs")} == {0.01, 0.02}
+
+
 _reported: list[dict] = []  # module level, as _interrupted
 
 

@@ -1,6 +1,7 @@
 """Command-line entry of ``tune.py``: the same Hydra composition as ``train.py`` plus the ``tuner`` group.
 
-Errors print as one line (exit 2 for bad input, 1 when no trial finished ok, 130 when interrupted).
+Errors print as one line (exit 2 for bad input, 1 when no trial finished ok or Ray stopped the sweep, 130 when
+interrupted).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except (GrandBenchError, ValueError) as err:
         fail(str(err), 2)
     summary = outcome.summary
+    if summary.stopped:
+        args = " ".join(a for a in sys.argv[1:] if override_key(a) != "tuner.resume")
+        fail(
+            f"sweep '{summary.sweep}' stopped by Ray after {len(summary.ranked) + len(summary.failed)} finished "
+            f"trial(s): {summary.stopped}; summary in {outcome.summary_file}; continue it (with a lower "
+            f"tuner.max_concurrent_trials if a worker ran out of memory): python tune.py {args} tuner.resume=true",
+            1,
+        )
     if outcome.interrupted:
         args = " ".join(a for a in sys.argv[1:] if override_key(a) != "tuner.resume")
         fail(

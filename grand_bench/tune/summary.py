@@ -19,6 +19,7 @@ class SweepSummary:
     failed: list[dict]  # diverged trials (a run with status failed), each with its reason
     errored: dict[str, str]  # trial id -> first line of the error, for trials that left no record
     unfinished: int  # trials an interruption left for tuner.resume=true
+    stopped: str | None = None  # why Ray stopped the whole sweep (e.g. its out-of-memory killer), if it did
     header: list[str] = field(default_factory=list)
 
     @property

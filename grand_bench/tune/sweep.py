@@ -37,7 +37,7 @@ PROGRESS_METRICS = {"epoch": "epoch", "val": "val", "best_val": "best val", "tes
 @dataclass
 class SweepOutcome:
     summary: SweepSummary
-    preset: Path | None  # the exported best config (None when interrupted or nothing finished ok)
+    preset: Path | None  # the exported best config (None when interrupted, stopped or nothing finished ok)
     summary_file: Path
     seconds: float
 
@@ -190,9 +190,17 @@ def run_sweep(cfg: DictConfig, callbacks: Sequence = ()) -> SweepOutcome:
             tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
         else:
             tuner = make_tuner(cfg, sweep, storage, param_space, params, trainable, callbacks)
-        results = tuner.fit()
-        trial_ids = {Path(result.path).name for result in results}
-        errors = {Path(r.path).name: str(r.error).strip().splitlines()[-1] for r in results if r.error is not None}
+        try:
+            results = tuner.fit()
+        except (RuntimeError, ray.exceptions.RayError) as err:
+            # Ray's controller gave up on the whole sweep (its out-of-memory killer took a worker, a node
+            # died): summarise what finished; the trial folders (named by trial id) are the sweep's trials.
+            stopped = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            trial_ids, errors = {p.name for p in experiment.iterdir() if p.is_dir()}, {}
+        else:
+            stopped = None
+            trial_ids = {Path(result.path).name for result in results}
+            errors = {Path(r.path).name: str(r.error).strip().splitlines()[-1] for r in results if r.error is not None}
     finally:
         ray.shutdown()
 
@@ -208,10 +216,11 @@ def run_sweep(cfg: DictConfig, callbacks: Sequence = ()) -> SweepOutcome:
         failed=[r for r in records if r["status"] != "ok"],
         errored={tid: message for tid, message in errors.items() if tid not in with_record},
         unfinished=unfinished,
+        stopped=stopped,
     )
     seconds = time.perf_counter() - start
     preset = None
-    if summary.best is not None and not unfinished:
+    if summary.best is not None and not unfinished and not stopped:
         preset = export_preset(summary.best, sweep, preset_header(cfg, summary, space))
     summary.header = summary_header(cfg, summary, space, len(trial_ids), seconds, out_file, preset)
     summary_file = out_file.parent / f"sweep_{sweep}.md"
@@ -275,6 +284,8 @@ def summary_header(
         f"{failed} failed (diverged), {errored} errored{unfinished}; {done} finished",
         f"- {minutes}m{secs:02d}s for this invocation; records: {records} (sweep `{summary.sweep}`)",
     ]
+    if summary.stopped:
+        lines.append(f"- stopped by Ray before every trial had run: {summary.stopped}")
     best = summary.best
     if best is not None:
         lines.append(
