@@ -54,7 +54,7 @@ from .edge_graph import EdgeGraph, FixedGCNConv
 COUPLINGS = ("gcn", "gat", "transformer", "gin", "gatedgcn", "grand_attention")
 RESIDUALS = ("none", "linear", "v1", "v2")
 INITIAL_VELOCITIES = ("encoding", "zero")
-SELECTION_STATES = ("position", "velocity")  # the half of [X, Y] that OscillatorBlock returns
+SELECTION_STATES = ("position", "velocity")  # eval.state: the half of [X, Y] the time selection decodes
 IMEX_SCHEMES = ("symplectic_euler", "leapfrog")
 
 

@@ -40,19 +40,19 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except (GrandBenchError, ValueError) as err:
         fail(str(err), 2)
     summary = outcome.summary
+    resume = "python tune.py " + " ".join(
+        [*(a for a in sys.argv[1:] if override_key(a) != "tuner.resume"), "tuner.resume=true"]
+    )
     if summary.stopped:
-        args = " ".join(a for a in sys.argv[1:] if override_key(a) != "tuner.resume")
         fail(
             f"sweep '{summary.sweep}' stopped by Ray after {len(summary.ranked) + len(summary.failed)} finished "
             f"trial(s): {summary.stopped}; summary in {outcome.summary_file}; continue it (with a lower "
-            f"tuner.max_concurrent_trials if a worker ran out of memory): python tune.py {args} tuner.resume=true",
+            f"tuner.max_concurrent_trials if a worker ran out of memory): {resume}",
             1,
         )
     if outcome.interrupted:
-        args = " ".join(a for a in sys.argv[1:] if override_key(a) != "tuner.resume")
         fail(
-            f"sweep '{summary.sweep}' interrupted with {summary.unfinished} trial(s) unfinished; "
-            f"continue it: python tune.py {args} tuner.resume=true",
+            f"sweep '{summary.sweep}' interrupted with {summary.unfinished} trial(s) unfinished; continue it: {resume}",
             130,
         )
     if summary.best is None:
