@@ -5,8 +5,9 @@ is composed from the cell's preset (``conf/experiment/<preset>.yaml``: split pro
 the cell's overrides and the command line's; its runs are the preset's (split, seed) pairs, splits first
 (so ``runs=N`` covers N different splits before repeating one), times the table's ``repeat`` values.
 
-A run counts as done when the store holds a record with its run key (``run_key.run_key``: the resolved
-config without paths and labels, ``run_key.py``) and one of the table's tags. The other runs go through
+A run counts as done when the store holds a record of it on any device (``run_key.replicate_key``: the
+resolved config without paths, labels and the device, ``run_key.py``) under one of the table's tags, as
+``make tables`` counts it. The other runs go through
 ``run.run`` in this process with ``resume=true`` (each call loads the data once and continues a killed run
 from its checkpoint); a run that fails is recorded as failed and the others go on, and a cell whose config
 or data cannot be prepared is reported and skipped.
@@ -26,7 +27,7 @@ from .report.presets import cell_command, compose_config, repeat_variants
 from .report.store import record_path
 from .report.tables import Column, Row, TableSpec, implemented, load_spec
 from .run import absolute, run, run_configs
-from .run_key import run_key
+from .run_key import replicate_key
 from .validate import validate
 
 # Overrides that change where files go or what is printed, never what a run computes.
@@ -68,12 +69,13 @@ class PlannedCell:
 
 
 def stored_runs(cfg: DictConfig) -> dict[str, set]:
-    """Run key -> the tags it is recorded under, in the store file of the config's (model, dataset)."""
+    """Replicate key (a run on any device) -> the tags it is recorded under, in the store file of the config's
+    (model, dataset)."""
     path = record_path(absolute(cfg.results_dir), cfg.model.name, cfg.dataset.name)
     found: dict[str, set] = {}
     for record in read_records(path) if path.exists() else []:
         if isinstance(record.get("config"), dict):
-            found.setdefault(run_key(record["config"]), set()).add(record.get("tag"))
+            found.setdefault(replicate_key(record["config"]), set()).add(record.get("tag"))
     return found
 
 
@@ -97,7 +99,7 @@ def plan_cell(spec: TableSpec, row: Row, col: Column, extra: list[str], limit: i
             ordered = ordered[:limit]
         stored = stored_runs(cell.variants[0][1])
         for _, _, v, one in ordered:
-            tags = stored.get(run_key(one), set())
+            tags = stored.get(replicate_key(one), set())
             state = "done" if tags & set(spec.tags) else ("other_tag" if tags else "todo")
             cell.runs.append(PlannedRun(one, v, state))
     except Exception as err:  # a cell that cannot be composed is reported; the other cells go on

@@ -100,6 +100,12 @@ def setting_key(cfg: DictConfig | Mapping[str, Any]) -> str:
     return _hash(run_identity(cfg, leave_out=RUN_OF_SETTING))
 
 
+def replicate_key(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """The key of one run wherever it ran: its run key without the device. A table cell counts each seed and
+    split of its setting once, and ``reproduce.py`` does not run again on a CPU what a GPU has recorded."""
+    return _hash(run_identity(cfg, leave_out=("device",)))
+
+
 def finished_runs(records: str | Path | Iterable[dict]) -> dict[str, dict]:
     """Run key -> the latest stored record of that run, from a results file/folder or a list of records.
 

@@ -414,6 +414,26 @@ def test_reproduce_skips_recorded_runs_and_resumes(planetoid_root, tmp_path, cap
     assert len(read_records(store)) == 4
 
 
+def test_a_run_recorded_on_a_gpu_is_not_run_again_on_a_cpu_and_counts_once(planetoid_root, tmp_path, capsys):
+    base = ["table=grand2021_table1", "models=grand_l", "datasets=cora", "runs=2", *_quick(planetoid_root, tmp_path)]
+    store = tmp_path / "runs" / "grand_l_cora.jsonl"
+    assert reproduce_main(base) == 0
+    first, second = read_records(store)
+    first["config"]["device"] = "cuda"  # as a GPU machine records it
+    store.unlink()
+    for one in (first, second):
+        append_record(store, one)
+    capsys.readouterr()
+    assert reproduce_main([*base, "dry_run=true"]) == 0
+    assert "2 runs, 2 recorded, 0 to run" in capsys.readouterr().out
+    again_on_cpu = {**first, "config": {**first["config"], "device": "cpu"}, "test_at_best_val": 0.5}
+    append_record(store, again_on_cpu)
+    spec = load_spec("grand2021_table1")
+    cora = cell(aggregate(spec, read_records(store)), spec, "GRAND-l", "Cora")
+    assert cora.n == 2  # seed 0 once: its latest record
+    assert cora.mean == pytest.approx(100 * (0.5 + second["test_at_best_val"]) / 2)
+
+
 def test_a_failed_run_or_a_broken_cell_does_not_stop_the_others(planetoid_root, tmp_path, capsys):
     spec_dir = tmp_path / "specs"
     spec_dir.mkdir()
