@@ -127,7 +127,7 @@ class BaselineModelCfg:
 
     name: str = MISSING
     family: str = "baseline"
-    layer: str = "gcn"  # mlp gcn gat sage sage_pool sage_sampled gin gatedgcn monet monet_tied cheb gcnii appnp
+    layer: str = "gcn"  # one of models/baselines.py LAYERS: mlp gcn gat sage sage_pool sage_mean ... appnp
     num_layers: int = 2  # layers in the stack; the input and output layers count unless `encoder`
     hidden_dim: int = 64  # width of hidden layers (GAT: all heads together, heads x per-head width)
     dropout: float = 0.5  # before every layer, the input features included

@@ -14,8 +14,8 @@ from grand_bench.models import FAMILIES, family
 from grand_bench.models.baselines import (
     LAYERS,
     BaselineGNN,
-    PoolSAGEConv,
     SampledSAGEConv,
+    ShchurSAGEConv,
     TiedGaussianKernels,
     ValueDropoutGATConv,
     baseline_graph,
@@ -31,8 +31,8 @@ from grand_bench.validate import validate
 
 from .conftest import compose_cfg, ring_graph
 
-MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "sage_pool", "gin", "gatedgcn", "monet", "monet_tied", "cheb"]
-MODELS += ["gcnii", "appnp", "sage_sampled"]
+MODELS = ["mlp", "gcn", "gat", "sage", "sage_max", "sage_pool", "sage_mean", "gin", "gatedgcn", "monet", "monet_tied"]
+MODELS += ["cheb", "gcnii", "appnp", "sage_sampled"]
 
 
 def model_cfg(name: str, *overrides: str):
@@ -228,6 +228,7 @@ def test_value_dropout_is_refused_outside_gat():
         ("gcn", "first_layer", {"layers.0.lin.weight"}),
         ("gcnii", "first_layer", {"encoder.weight"}),
         ("sage_pool", "first_layer", {"layers.0.lin_self.weight", "layers.0.lin_neigh.weight"}),  # not .pool
+        ("sage_mean", "first_layer", {"layers.0.lin_self.weight", "layers.0.lin_neigh.weight"}),
         ("monet_tied", "first_layer", {"layers.0.lin.weight"}),  # not the kernels
         ("monet_tied", "weights", {f"layers.{i}.lin.weight" for i in range(3)}),  # the kernels never
         ("gcn", "all", {"layers.0.lin.weight", "layers.1.lin.weight", "layers.2.lin.weight"}),
@@ -388,7 +389,7 @@ def test_pool_sage_takes_the_max_of_pooled_neighbours_and_self_then_clips_the_l2
     """Shchur et al.'s GraphSAGE-pool: z_i = W_self h_i + b + W_neigh max_{j in N(i) + {i}} ReLU(W_pool h_j),
     divided by |z_i| only where that is above 1 (rows of both kinds here; node 3 has no edge)."""
     torch.manual_seed(0)
-    layer = PoolSAGEConv(3, 2, pool_dim=4)
+    layer = ShchurSAGEConv(3, 2, pool_dim=4)
     torch.nn.init.uniform_(layer.lin_self.bias, -0.1, 0.1)
     x = torch.randn(4, 3) * torch.tensor([[0.01], [1.0], [10.0], [0.01]])
     index = torch.tensor([[0, 1, 2], [1, 2, 1]])  # messages 0 -> 1, 1 -> 2, 2 -> 1
@@ -400,6 +401,23 @@ def test_pool_sage_takes_the_max_of_pooled_neighbours_and_self_then_clips_the_l2
     assert (norms < 1).any() and (norms > 1).any()
     torch.testing.assert_close(layer(x, index), z / norms.clamp(min=1.0))
     assert layer.pool.bias is None and layer.lin_neigh.bias is None
+
+
+def test_shchur_sage_mean_averages_the_neighbours_and_self_then_clips_the_l2_norm_at_one():
+    """Shchur et al.'s GraphSAGE-mean: z_i = W_self h_i + b + W_neigh mean_{j in N(i) + {i}} h_j, divided by
+    |z_i| only where that is above 1 (rows of both kinds here; node 3 has no edge)."""
+    torch.manual_seed(0)
+    layer = ShchurSAGEConv(3, 2, pool_dim=None)
+    torch.nn.init.uniform_(layer.lin_self.bias, -0.1, 0.1)
+    x = torch.randn(4, 3) * torch.tensor([[0.01], [1.0], [10.0], [0.01]])
+    index = torch.tensor([[0, 1, 2], [1, 2, 1]])  # messages 0 -> 1, 1 -> 2, 2 -> 1
+    averaged_over = [[0], [1, 0, 2], [2, 1], [3]]
+    neighbours = torch.stack([x[nodes].mean(0) for nodes in averaged_over])
+    z = x @ layer.lin_self.weight.t() + layer.lin_self.bias + neighbours @ layer.lin_neigh.weight.t()
+    norms = z.norm(dim=-1, keepdim=True)
+    assert (norms < 1).any() and (norms > 1).any()
+    torch.testing.assert_close(layer(x, index), z / norms.clamp(min=1.0))
+    assert layer.pool is None and layer.lin_neigh.in_features == 3
 
 
 def test_sage_uses_the_mean_matrix_only_for_mean_aggregation(ring):
@@ -479,7 +497,7 @@ def test_tied_monet_shares_one_set_of_kernels_normalised_over_each_neighbourhood
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, sage_pool, sage_sampled, gin"),
+        ("model.layer=gcnn", "unknown model.layer 'gcnn'; valid: mlp, gcn, gat, sage, sage_pool, sage_mean"),
         ("model.num_layers=0", "model.num_layers must be >= 1, got 0"),
         ("model.heads=0", "model.heads must be >= 1, got 0"),
         ("model.heads=5", "model.heads=5 must divide model.hidden_dim=64 (gat)"),

@@ -11,12 +11,13 @@ With ``encoder: true`` (and always for GCNII) a Linear encoder x0 = act(Linear(d
 comes first, all L layers map hidden -> hidden, and a Linear decoder gives the logits. APPNP
 propagates the stack's output, Z = APPNP_K(H) (Klicpera et al. 2019, eq. 3).
 
-Layers (``layer``), each one PyG class (``sage_pool`` and ``monet_tied`` our own, after Shchur et al.'s code):
+Layers (``layer``), each one PyG class (``sage_pool``, ``sage_mean`` and ``monet_tied`` our own, after Shchur et al.):
     mlp       Linear (no graph)                           h' = W h
     gcn       GCNConv (Kipf & Welling 2017, eq. 2)        h' = D^-1/2 (A + I) D^-1/2 h W  [+ h W_self: ``self_weight``]
     gat       GATConv (Velickovic et al. 2018, eq. 5)     h'_i = ||_k sum_j a^k_ij W^k h_j (``value_dropout``)
     sage      SAGEConv (Hamilton et al. 2017, Alg. 1)     h'_i = W1 h_i + W2 aggr_j h_j (``project``: pool)
-    sage_pool PoolSAGEConv (Hamilton et al. 2017, eq. 3)  GraphSAGE-pool as Shchur et al. ran it (``pool_dim``)
+    sage_pool ShchurSAGEConv (Hamilton et al. 2017, eq. 3)  GraphSAGE-maxpool as Shchur et al. ran it (``pool_dim``)
+    sage_mean ShchurSAGEConv (Hamilton et al. 2017, Alg. 1)  GraphSAGE-mean as Shchur et al. ran it
     sage_sampled SampledSAGEConv (Hamilton et al. 2017, Alg. 2)  GraphSAGE-mean on sampled neighbours (``num_samples``)
     gin       GINConv (Xu et al. 2019, eq. 4.1)           h'_i = MLP((1 + eps) h_i + sum_j h_j)
     gatedgcn  ResGatedGraphConv (Bresson & Laurent 2017)  h'_i = W1 h_i + sum_j sigma(W3 h_i + W4 h_j) * W2 h_j
@@ -214,31 +215,35 @@ def _sage_call(layer: nn.Module, h: Tensor, x0: Tensor, e: Edges) -> Tensor:
     return _matrix(layer, h, x0, e) if isinstance(layer, MeanSAGEConv) else _edges(layer, h, x0, e)
 
 
-class PoolSAGEConv(nn.Module):
-    """GraphSAGE's pooling aggregator as Shchur et al. run it (Hamilton et al. 2017, eq. 3 and Alg. 1 line 7;
-    gnn-benchmark models/graphsage.py, whose GraphSAGE-maxpool numbers the GRAND and GraphCON tables print):
+class ShchurSAGEConv(nn.Module):
+    """GraphSAGE as Shchur et al. run it (Hamilton et al. 2017, Alg. 1 line 5 and eq. 3; gnn-benchmark
+    models/graphsage.py, whose GraphSAGE-mean and -maxpool numbers the GRAND and GraphCON tables print):
 
-        p_j = ReLU(W_pool h_j),   z_i = W_self h_i + W_neigh max_{j in N(i) + {i}} p_j + b,   h'_i = z_i / max(|z_i|, 1)
+        z_i = W_self h_i + W_neigh AGG_{j in N(i) + {i}} a_j + b,   h'_i = z_i / max(|z_i|, 1)
 
-    The pooling transform is ``pool_dim`` wide, has no bias and no weight decay, and the max runs over the
-    node itself too; every weight is Glorot-initialised. PyG's SAGEConv(project=True) pools the neighbours
-    alone through an in x in Linear with a bias and does not normalise.
+    ``pool_dim=None`` (their GraphSAGE-mean): a_j = h_j and AGG the mean. ``pool_dim`` (their GraphSAGE-maxpool):
+    a_j = ReLU(W_pool h_j), a ``pool_dim``-wide transform with no bias and no weight decay, and AGG the max.
+    Both aggregate over the node itself too; every weight is Glorot-initialised. PyG's SAGEConv aggregates the
+    neighbours alone (through an in x in Linear with a bias for project=True) and does not normalise.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, pool_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, pool_dim: int | None) -> None:
         super().__init__()
-        self.pool = nn.Linear(in_dim, pool_dim, bias=False)
-        self.pool.weight_decay_exempt = True  # training/optim.py: their L2 term leaves it out
-        self.lin_neigh = nn.Linear(pool_dim, out_dim, bias=False)
+        self.pool = None if pool_dim is None else nn.Linear(in_dim, pool_dim, bias=False)
+        if self.pool is not None:
+            self.pool.weight_decay_exempt = True  # training/optim.py: their L2 term leaves it out
+        self.lin_neigh = nn.Linear(in_dim if pool_dim is None else pool_dim, out_dim, bias=False)
         self.lin_self = nn.Linear(in_dim, out_dim)
         for lin in (self.pool, self.lin_neigh, self.lin_self):
-            nn.init.xavier_uniform_(lin.weight)
+            if lin is not None:
+                nn.init.xavier_uniform_(lin.weight)
         nn.init.zeros_(self.lin_self.bias)
 
     def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
-        pooled = self.pool(h).relu()
+        messages = h if self.pool is None else self.pool(h).relu()
         src, dst = add_remaining_self_loops(edge_index, num_nodes=h.size(0))[0]
-        neighbours = scatter(pooled[src], dst, dim=0, dim_size=h.size(0), reduce="max")
+        reduce = "mean" if self.pool is None else "max"
+        neighbours = scatter(messages[src], dst, dim=0, dim_size=h.size(0), reduce=reduce)
         z = self.lin_self(h) + self.lin_neigh(neighbours)
         return z / z.norm(dim=-1, keepdim=True).clamp(min=1.0)
 
@@ -341,7 +346,8 @@ LAYERS: dict[str, LayerSpec] = {
     "gcn": LayerSpec(_gcn, _matrix, norm="gcn"),
     "gat": LayerSpec(_gat, _edges),
     "sage": LayerSpec(_sage, _sage_call, norm=lambda cfg: "mean" if cfg.aggr == "mean" else None),
-    "sage_pool": LayerSpec(lambda i, o, cfg, l, last: PoolSAGEConv(i, o, cfg.pool_dim), _edges),
+    "sage_pool": LayerSpec(lambda i, o, cfg, l, last: ShchurSAGEConv(i, o, cfg.pool_dim), _edges),
+    "sage_mean": LayerSpec(lambda i, o, cfg, l, last: ShchurSAGEConv(i, o, None), _edges),
     "sage_sampled": LayerSpec(lambda i, o, cfg, l, last: SampledSAGEConv(i, o, cfg.num_samples), _edges, decoder=True),
     "gin": LayerSpec(_gin, _edges),
     "gatedgcn": LayerSpec(lambda i, o, cfg, l, last: ResGatedGraphConv(i, o), _edges),
