@@ -16,7 +16,7 @@ import copy
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,11 @@ def replicate_key(cfg: DictConfig | Mapping[str, Any]) -> str:
     return _hash(run_identity(cfg, leave_out=("device",)))
 
 
-def finished_runs(records: str | Path | Iterable[dict]) -> dict[str, dict]:
-    """Run key -> the latest stored record of that run, from a results file/folder or a list of records.
+def finished_runs(
+    records: str | Path | Iterable[dict], key: Callable[[Mapping[str, Any]], str] = run_key
+) -> dict[str, dict]:
+    """Run key (or ``key``, e.g. ``replicate_key``) -> the latest stored record of that run, from a results
+    file/folder or a list of records.
 
     A record counts whatever its status: a failed (diverged) run fails again the same way, so it is
     finished too. The key is computed from the record's ``config``, so records written before keys existed
@@ -120,7 +123,7 @@ def finished_runs(records: str | Path | Iterable[dict]) -> dict[str, dict]:
     for record in records:
         config = record.get("config")
         if isinstance(config, dict):
-            found[run_key(config)] = record
+            found[key(config)] = record
     return found
 
 

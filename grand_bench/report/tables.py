@@ -24,7 +24,7 @@ import yaml
 
 from ..errors import ConfigError, unknown_choice
 from ..provenance import PROJECT_ROOT
-from ..run_key import ADDED_WITH_DEFAULT, replicate_key, setting_key
+from ..run_key import ADDED_WITH_DEFAULT, finished_runs, replicate_key, setting_key
 from .reference import published
 from .store import summarise
 
@@ -329,8 +329,7 @@ class Cell:
 def one_per_run(records: list[dict]) -> list[dict]:
     """The latest record of each run (``replicate_key``): one run recorded under two of the table's tags (e.g.
     the same GCN on Texas for GraphCON Table 2 and GRAFF Table 1), or on a GPU and again on a CPU, counts once."""
-    latest = {replicate_key(r["config"]): r for r in records if isinstance(r.get("config"), dict)}
-    return list(latest.values())
+    return list(finished_runs(records, key=replicate_key).values())
 
 
 def aggregate(
