@@ -250,6 +250,25 @@ def test_gdc_threshold_and_none():
     assert same is edge_index and torch.equal(ones, torch.ones(edge_index.size(1)))
 
 
+def test_gdc_rewires_a_graph_once_per_setting_and_hands_out_copies(monkeypatch):
+    import grand_bench.data.transforms as transforms
+
+    calls = []
+    real_gdc = transforms._gdc
+    monkeypatch.setattr(transforms, "_gdc", lambda *args: calls.append(args[3]) or real_gdc(*args))
+    monkeypatch.setattr(transforms, "_REWIRED", {})
+    n, edge_index = 12, ring_with_chords(12)
+    top4 = RewiringCfg(method="gdc", sparsification="topk", k=4)
+    ei, w = rewire(edge_index, n, top4, 1.0)
+    ei[0, 0], w[0] = -1, 123.0  # a caller mutating its result must not reach the next run's graph
+    again_ei, again_w = rewire(edge_index.clone(), n, top4, 1.0)
+    assert len(calls) == 1 and int(again_ei.min()) >= 0 and float(again_w.max()) <= 1.0
+    rewire(edge_index, n, RewiringCfg(method="gdc", sparsification="topk", k=3), 1.0)  # another setting
+    rewire(edge_index, n, top4, 0.0)  # another self-loop weight
+    rewire(ring_with_chords(10), 10, top4, 1.0)  # another graph
+    assert len(calls) == 4
+
+
 def test_gdc_invalid_settings():
     edge_index = ring_with_chords(8)
     with pytest.raises(DataError, match=r"unknown rewiring method 'two_hop'; valid: none, gdc"):
