@@ -42,11 +42,13 @@ class DatasetCfg:
 
 @dataclass
 class SplitCfg:
-    name: str = MISSING  # public | random | geom_gcn
+    name: str = MISSING  # public | random | geom_gcn | stratified | official
     index: int = 0  # which split: the random-split seed, or the geom-gcn file index
     lcc: bool = False  # restrict the graph to its largest connected component first
     train_per_class: int = 20  # random split
     num_splits: int = 10  # geom_gcn: number of split files
+    train_fraction: float = 0.48  # stratified: share of each class trained on (the geom-gcn files' 48/32/20)
+    val_fraction: float = 0.32  # stratified: share of each class for validation; the rest is test
 
 
 @dataclass

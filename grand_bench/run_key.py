@@ -62,6 +62,8 @@ ADDED_WITH_DEFAULT = {
     "train.nodes_per_step": None,  # node-level: full-batch steps, as before the option existed
     "model.shared_weights": True,  # GCNII: one weight, as before the option (GCNII*) existed
     "eval.state": "position",  # time selection decodes GraphCON's position, as before the option existed
+    "split.train_fraction": 0.48,  # only split=stratified reads it, added with it
+    "split.val_fraction": 0.32,  # only split=stratified reads it, added with it
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.

@@ -126,7 +126,7 @@ def test_unknown_loader_split_and_name_list_choices(tmp_path):
     with pytest.raises(DataError, match=r"'Corra'; valid: Cora, CiteSeer, PubMed"):
         load_graph(bad_name, random_cfg(), tmp_path, None)
     assert {"planetoid", "amazon", "coauthor", "webkb"} <= set(LOADERS)
-    assert SPLITS == ("public", "random", "geom_gcn", "official")
+    assert SPLITS == ("public", "random", "geom_gcn", "stratified", "official")
 
 
 def test_public_split_with_lcc_refused(tmp_path):
@@ -168,6 +168,34 @@ def test_random_split_too_few_nodes_in_a_class():
     y = torch.tensor([0] * 30 + [1] * 3)
     with pytest.raises(DataError, match="class 1 has .* fewer than split.train_per_class=20"):
         make_split(Data(y=y, num_nodes=33), random_cfg(), DatasetCfg(name="t", pyg_name="T", dev_size=33))
+
+
+def stratified_cfg(index: int = 0, train: float = 0.48, val: float = 0.32) -> SplitCfg:
+    return SplitCfg(name="stratified", index=index, train_fraction=train, val_fraction=val)
+
+
+def test_stratified_split_keeps_each_class_48_32_20_and_covers_every_node(cora):
+    data = cora["lcc"]
+    split = make_split(data, stratified_cfg(3), CORA)
+    assert_disjoint(split)
+    every = torch.cat([split.train, split.val, split.test]).sort().values
+    assert torch.equal(every, torch.arange(data.num_nodes))
+    per_class = torch.bincount(data.y, minlength=7)
+    for part, share in ((split.train, 0.48), (split.val, 0.32)):
+        counts = torch.bincount(data.y[part], minlength=7)
+        # every class, not only the total, is cut in the files' proportions (rounded per class)
+        assert torch.all((counts - share * per_class).abs() <= 0.5 + 1e-9), (counts, per_class)
+    a, b, c = (make_split(data, stratified_cfg(i), CORA) for i in (7, 7, 8))
+    assert torch.equal(a.train, b.train) and torch.equal(a.test, b.test)
+    assert not torch.equal(a.train, c.train)
+
+
+def test_stratified_split_fractions_checked_before_loading(tmp_path):
+    with pytest.raises(DataError, match=r"train_fraction=0.7 and split.val_fraction=0.4 .* < 1"):
+        load_graph(CORA, stratified_cfg(train=0.7, val=0.4), tmp_path, None)
+    y = torch.tensor([0, 0, 1, 1])  # two nodes a class: one to train, one to validate, none left to test
+    with pytest.raises(DataError, match="leaves the test part empty"):
+        make_split(Data(y=y, num_nodes=4), stratified_cfg(train=0.5, val=0.3), CORA)
 
 
 def test_split_rejects_overlap():

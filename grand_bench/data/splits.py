@@ -1,5 +1,5 @@
 """Train/validation/test split protocols: Planetoid public masks, Shchur-style random splits, the geom-gcn
-fixed split files, and OGB's official split."""
+fixed split files, class-stratified random fractions, and OGB's official split."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from grand_bench.config import DatasetCfg, SplitCfg
 from grand_bench.data.errors import DataError, unknown_choice
 
-SPLITS: tuple[str, ...] = ("public", "random", "geom_gcn", "official")
+SPLITS: tuple[str, ...] = ("public", "random", "geom_gcn", "stratified", "official")
 # Protocols whose masks are defined on the full graph as shipped, so the LCC must not be taken first.
 FULL_GRAPH_SPLITS = ("public", "official")
 MASK_KEYS = ("train_mask", "val_mask", "test_mask")
@@ -46,7 +46,8 @@ class Split:
 
 
 def check_split_cfg(split: SplitCfg) -> None:
-    """Validate the split name and, for geom_gcn, the split index (before any data is loaded)."""
+    """Validate the split name and its settings (geom_gcn's index, stratified's fractions) before any data
+    is loaded."""
     if split.name not in SPLITS:
         raise unknown_choice("split", split.name, SPLITS)
     if split.name in FULL_GRAPH_SPLITS and split.lcc:
@@ -57,6 +58,13 @@ def check_split_cfg(split: SplitCfg) -> None:
         )
     if split.name == "geom_gcn":
         _check_geom_gcn_index(split.index, split.num_splits)
+    if split.name == "stratified":
+        train, val = split.train_fraction, split.val_fraction
+        if not (0 < train < 1 and 0 < val < 1 and train + val < 1):
+            raise DataError(
+                f"split.train_fraction={train} and split.val_fraction={val} must be in (0, 1) and leave a test "
+                "share (train_fraction + val_fraction < 1), e.g. 0.48 and 0.32"
+            )
 
 
 def make_split(data: Data, split: SplitCfg, dataset: DatasetCfg) -> Split:
@@ -66,6 +74,8 @@ def make_split(data: Data, split: SplitCfg, dataset: DatasetCfg) -> Split:
         return _from_masks(data, column=None, protocol=split.name)
     if split.name == "geom_gcn":
         return _from_masks(data, column=split.index, protocol="geom_gcn")
+    if split.name == "stratified":
+        return stratified_split(data.y, split.index, split.train_fraction, split.val_fraction)
     return random_split(data.y, split.index, dataset.dev_size, split.train_per_class)
 
 
@@ -99,6 +109,34 @@ def random_split(y: Tensor, seed: int, dev_size: int, train_per_class: int) -> S
     val_idx = np.setdiff1d(dev, train_idx)  # setdiff1d returns sorted unique values
     test_idx = np.setdiff1d(np.arange(num_nodes), dev)
     return Split(*(torch.from_numpy(a.astype(np.int64)) for a in (train_idx, val_idx, test_idx)))
+
+
+def stratified_split(y: Tensor, seed: int, train_fraction: float, val_fraction: float) -> Split:
+    """Class-stratified random split: each class's nodes shuffled by ``numpy.random.RandomState(seed)``, the
+    first ``round(train_fraction * n_c)`` trained on, the next ``round(val_fraction * n_c)`` validation, the
+    rest test. Deterministic in ``seed``.
+
+    At 0.48 / 0.32 these are the proportions of the geom-gcn split files (Pei et al. 2020: 60/20/20 per class,
+    the 60 cut again 80/20), drawn the same way: a stand-in where the files are missing, not those splits.
+    """
+    labels = y.view(-1).cpu().numpy()
+    if not 0 <= seed < 2**32:
+        raise DataError(f"stratified split index {seed} must be in [0, 2**32) (it seeds numpy's RandomState)")
+    rng = np.random.RandomState(seed)
+    parts: tuple[list[np.ndarray], ...] = ([], [], [])
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_train = int(round(train_fraction * members.size))
+        n_val = int(round(val_fraction * members.size))
+        for part, chunk in zip(parts, np.split(members, [n_train, n_train + n_val]), strict=True):
+            part.append(chunk)
+    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    for name, idx in (("train", train), ("val", val), ("test", test)):
+        if idx.size == 0:
+            raise DataError(
+                f"stratified split leaves the {name} part empty ({labels.size} nodes); change the fractions"
+            )
+    return Split(*(torch.from_numpy(a.astype(np.int64)) for a in (train, val, test)))
 
 
 def _from_masks(data: Data, column: int | None, protocol: str) -> Split:
