@@ -100,7 +100,7 @@ def test_validation_reports_every_problem_at_once():
         ),
         (["dataset=coraa"], "unknown dataset 'coraa'; valid: actor, chameleon, citeseer, coauthor_cs"),
         (["solver=rk5"], "unknown solver 'rk5'; valid: "),
-        (["split=randm"], "unknown split 'randm'; valid: geom_gcn, official, public, random"),
+        (["split=randm"], "unknown split 'randm'; valid: geom_gcn, official, public, random, stratified"),
         (["-m", "model=grand_l,nope"], "unknown model 'nope'"),
     ],
 )

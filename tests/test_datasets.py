@@ -396,4 +396,4 @@ def test_registries_list_every_family_and_protocol():
         "ogb_node",
         "syn_cora",
     }
-    assert SPLITS == ("public", "random", "geom_gcn", "official")
+    assert SPLITS == ("public", "random", "geom_gcn", "stratified", "official")

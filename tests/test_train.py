@@ -129,7 +129,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         ),
         (["dataset=imagenet"], "error: unknown dataset 'imagenet'; valid: actor, chameleon, citeseer, coauthor_cs"),
         (["solver=rk45"], "error: unknown solver 'rk45'; valid:"),
-        (["split=stratified"], "error: unknown split 'stratified'; valid: geom_gcn, official, public, random"),
+        (["split=kfold"], "error: unknown split 'kfold'; valid: geom_gcn, official, public, random, stratified"),
         (["solver=rk4"], "error: solver.method 'rk4' is fixed-step: set solver.step_size (> 0)"),
         (["tuner=asha"], "error: tuner=asha is a sweep: run it with tune.py"),
         (["train.select=val_auc"], "error: unknown train.select 'val_auc'; valid: val_metric, val_loss, val_objective"),
