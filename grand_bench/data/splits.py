@@ -88,11 +88,9 @@ def random_split(y: Tensor, seed: int, dev_size: int, train_per_class: int) -> S
     """
     labels = y.view(-1).cpu().numpy()
     num_nodes = labels.shape[0]
-    if not 0 <= seed < 2**32:
-        raise DataError(f"random split index {seed} must be in [0, 2**32) (it seeds numpy's RandomState)")
+    rng = _seeded_rng(seed, "random")
     if not 0 < dev_size <= num_nodes:
         raise DataError(f"dataset.dev_size {dev_size} must be in [1, {num_nodes}] (the number of nodes)")
-    rng = np.random.RandomState(seed)
     dev = rng.choice(num_nodes, dev_size, replace=False)
     # The reference code re-seeds for the per-class draw; kept so the same seed gives its split.
     rng = np.random.RandomState(seed)
@@ -108,7 +106,7 @@ def random_split(y: Tensor, seed: int, dev_size: int, train_per_class: int) -> S
     train_idx = np.sort(np.concatenate(train))
     val_idx = np.setdiff1d(dev, train_idx)  # setdiff1d returns sorted unique values
     test_idx = np.setdiff1d(np.arange(num_nodes), dev)
-    return Split(*(torch.from_numpy(a.astype(np.int64)) for a in (train_idx, val_idx, test_idx)))
+    return _split_of(train_idx, val_idx, test_idx)
 
 
 def stratified_split(y: Tensor, seed: int, train_fraction: float, val_fraction: float) -> Split:
@@ -120,9 +118,7 @@ def stratified_split(y: Tensor, seed: int, train_fraction: float, val_fraction: 
     the 60 cut again 80/20), drawn the same way: a stand-in where the files are missing, not those splits.
     """
     labels = y.view(-1).cpu().numpy()
-    if not 0 <= seed < 2**32:
-        raise DataError(f"stratified split index {seed} must be in [0, 2**32) (it seeds numpy's RandomState)")
-    rng = np.random.RandomState(seed)
+    rng = _seeded_rng(seed, "stratified")
     parts: tuple[list[np.ndarray], ...] = ([], [], [])
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
@@ -136,6 +132,16 @@ def stratified_split(y: Tensor, seed: int, train_fraction: float, val_fraction: 
             raise DataError(
                 f"stratified split leaves the {name} part empty ({labels.size} nodes); change the fractions"
             )
+    return _split_of(train, val, test)
+
+
+def _seeded_rng(seed: int, protocol: str) -> np.random.RandomState:
+    if not 0 <= seed < 2**32:
+        raise DataError(f"{protocol} split index {seed} must be in [0, 2**32) (it seeds numpy's RandomState)")
+    return np.random.RandomState(seed)
+
+
+def _split_of(train: np.ndarray, val: np.ndarray, test: np.ndarray) -> Split:
     return Split(*(torch.from_numpy(a.astype(np.int64)) for a in (train, val, test)))
 
 

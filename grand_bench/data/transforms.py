@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 
 import torch
 import torch_geometric.transforms as T
+from omegaconf import OmegaConf
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
@@ -91,7 +93,8 @@ _REWIRED_KEPT = 4
 
 def _rewiring_key(edge_index: Tensor, num_nodes: int, cfg: RewiringCfg, self_loop_weight: float) -> tuple:
     digest = hashlib.sha1(edge_index.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-    settings = (cfg.diffusion, cfg.ppr_alpha, cfg.heat_time, cfg.sparsification, cfg.k, cfg.eps, cfg.exact)
+    # every field of the rewiring config, so a setting added later cannot hand out another setting's graph
+    settings = json.dumps(OmegaConf.to_container(OmegaConf.structured(cfg)), sort_keys=True)
     return digest, num_nodes, settings, float(self_loop_weight)
 
 
