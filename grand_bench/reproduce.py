@@ -42,6 +42,9 @@ ENVIRONMENT_KEYS = (
     "train.checkpoint_every",
     "logger",
 )
+# Overrides that choose which runs of a cell's setting are made (more splits or seeds than the preset's): the
+# setting is unchanged, so make tables counts those runs in the cell (run_key.VOLATILE, tables.SELECTION_KEYS).
+RUN_SELECTION_KEYS = ("seeds", "splits")
 
 
 @dataclass
@@ -214,8 +217,16 @@ def _counts(cell: PlannedCell) -> str:
 
 
 def protocol_overrides(extra: list[str]) -> list[str]:
-    """The command-line overrides that change what a run computes (not paths, devices or output)."""
-    return [o for o in extra if not o.lstrip("+~").split("=", 1)[0].startswith(ENVIRONMENT_KEYS)]
+    """The command-line overrides that change what a run computes (not paths, devices, output or which runs)."""
+    return [
+        o
+        for o in extra
+        if _override_key(o) not in RUN_SELECTION_KEYS and not _override_key(o).startswith(ENVIRONMENT_KEYS)
+    ]
+
+
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
 
 
 def parse_args(argv: list[str]) -> dict:

@@ -18,7 +18,7 @@ from grand_bench.errors import ConfigError
 from grand_bench.provenance import PROJECT_ROOT
 from grand_bench.report import append_record, read_records
 from grand_bench.report.figures import make_figures
-from grand_bench.report.presets import cell_command
+from grand_bench.report.presets import cell_command, cell_settings, compose_config
 from grand_bench.report.reference import published
 from grand_bench.report.tables import (
     SPEC_DIR,
@@ -36,7 +36,8 @@ from grand_bench.report.tables import (
     write_tables,
 )
 from grand_bench.reproduce import main as reproduce_main
-from grand_bench.reproduce import parse_args, plan, run_groups
+from grand_bench.reproduce import parse_args, plan, protocol_overrides, run_groups
+from grand_bench.run_key import setting_key
 
 from .conftest import compose_cfg
 
@@ -489,3 +490,16 @@ def test_a_key_added_after_a_record_reads_as_the_default_it_ran_with():
     assert same_value(config_value(record_config, "model.self_weight"), False)
     assert not same_value(config_value(record_config, "model.self_weight"), True)
     assert not same_value(config_value(record_config, "model.residual"), False)  # not an added key: absent
+
+
+def test_more_splits_or_seeds_than_the_preset_are_runs_of_the_cell_not_another_protocol():
+    extra = ["splits=[0,1,2,3,4,5,6,7,8,9,10,11]", "seeds=[0,1]", "train.epochs=2", "device=cpu", "split=public"]
+    assert protocol_overrides(extra) == ["train.epochs=2", "split=public"]
+    spec = load_spec("grand2021_table2")
+    row = next(r for r in spec.rows if r.name == "GCN")
+    col = next(c for c in spec.columns if c.name == "Cora")
+    preset = cell_settings(spec, row, col)
+    more = compose_config(cell_command(spec, row, col, ["splits=[0,1,2,3,4,5,6,7,8,9,10,11]", "seeds=[0,1]"]))
+    assert setting_key(more) in preset  # make tables counts the extra runs in the cell
+    other = compose_config(cell_command(spec, row, col, ["train.epochs=2"]))
+    assert setting_key(other) not in preset
