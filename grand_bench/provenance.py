@@ -22,21 +22,35 @@ PACKAGES = (
 )
 
 
+# Paths the project itself writes (run records, tables, figures): changes there do not make the code dirty.
+OUTPUT_PATHS = ("results",)
+
+
 @functools.cache
 def git_commit() -> dict[str, object]:
-    """HEAD commit of the project and whether tracked files had uncommitted changes.
+    """HEAD commit of the project and whether its code (tracked files outside results/) had uncommitted changes.
 
     Cached per process: ``run`` calls it first, so it describes the code the process started with.
+    """
+    return git_state(PROJECT_ROOT)
+
+
+def git_state(root: Path) -> dict[str, object]:
+    """HEAD of the repository at ``root`` and whether its tracked files, outside ``OUTPUT_PATHS``, differ from it.
+
+    Records appended to results/ by earlier runs are not code changes: a long reproduction in one checkout would
+    otherwise call every run after its first dirty.
     """
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
 
+    excluded = [f":(exclude){path}" for path in OUTPUT_PATHS]
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded))
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}

@@ -67,3 +67,28 @@ def test_records_name_paths_beside_the_project_relative_to_it(tmp_path):
     append_record(path, {"config": {**config, "other": elsewhere}})
     (record,) = read_records(path)
     assert record["config"] == {"raw_mirror": "../shared/data", "data_root": "data", "other": elsewhere}
+
+
+def test_records_call_the_code_dirty_for_code_changes_not_for_results_written_beside_it(tmp_path):
+    import subprocess
+
+    from grand_bench.provenance import git_state
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True
+        )
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "model.py").write_text("x = 1\n")
+    (tmp_path / "results" / "runs.jsonl").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "runs.jsonl").write_text("{}\n{}\n")  # an earlier run's record
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "model.py").write_text("x = 2\n")
+    state = git_state(tmp_path)
+    assert state["dirty"] is True and len(str(state["commit"])) == 40
