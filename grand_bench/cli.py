@@ -17,6 +17,11 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS_WITH_OPTIONS = ("dataset", "split", "model", "solver", "optim", "logger", "experiment")
 
 
+def override_key(arg: str) -> str:
+    """The config key a command-line override sets: ``+model.x=1`` -> ``model.x``."""
+    return arg.partition("=")[0].lstrip("+~")
+
+
 def group_options(group: str) -> list[str]:
     folder = CONF_DIR / group
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
@@ -29,8 +34,8 @@ def check_group_choices(argv: list[str]) -> str | None:
     one line with the valid names.
     """
     for arg in argv:
-        key, sep, value = arg.partition("=")
-        key = key.lstrip("+~")
+        _, sep, value = arg.partition("=")
+        key = override_key(arg)
         if not sep or key not in GROUPS_WITH_OPTIONS or value in ("null", ""):
             continue
         valid = group_options(key)
@@ -50,7 +55,7 @@ def composition_problem(argv: list[str]) -> str | None:
         return None
     from hydra import compose, initialize_config_dir
 
-    overrides = [arg for arg in argv if not arg.lstrip("+~").startswith("hydra")]
+    overrides = [arg for arg in argv if not override_key(arg).startswith("hydra")]
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
             compose("config", overrides=overrides)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
+from .cli import override_key
 from .errors import ConfigError, unknown_choice
 from .report import read_records
 from .report.presets import cell_command, compose_config, repeat_variants
@@ -218,15 +219,11 @@ def _counts(cell: PlannedCell) -> str:
 
 def protocol_overrides(extra: list[str]) -> list[str]:
     """The command-line overrides that change what a run computes (not paths, devices, output or which runs)."""
-    return [
-        o
-        for o in extra
-        if _override_key(o) not in RUN_SELECTION_KEYS and not _override_key(o).startswith(ENVIRONMENT_KEYS)
-    ]
+    return [o for o in extra if not _names_runs_or_environment(override_key(o))]
 
 
-def _override_key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0]
+def _names_runs_or_environment(key: str) -> bool:
+    return key in RUN_SELECTION_KEYS or key.startswith(ENVIRONMENT_KEYS)
 
 
 def parse_args(argv: list[str]) -> dict:

@@ -11,15 +11,11 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ..cli import CONF_DIR, check_group_choices, fail, group_options
+from ..cli import CONF_DIR, check_group_choices, fail, group_options, override_key
 from ..config import register_configs
 from ..errors import GrandBenchError, unknown_choice
 
 DEFAULT_TUNER = "asha"
-
-
-def override_key(arg: str) -> str:
-    return arg.partition("=")[0].lstrip("+~")
 
 
 def check_tuner_choice(argv: list[str]) -> str | None:
