@@ -56,6 +56,12 @@ tables: install
 figures: install
 	$(PY) scripts/make_tables.py results/runs --figures results/figures --no-tables
 
+# GraphCON Fig. 2 as the paper set it up (10x10 grid, random features, untrained 100-layer models; no training,
+# about 20 s): results/figures/graphcon2022_fig2_grid.{png,json}
+.PHONY: figure-grid
+figure-grid: install
+	$(PY) scripts/dirichlet_grid.py
+
 # Trains the cells of one table that are not recorded yet (resumable), e.g.
 #   make reproduce TABLE=grand2021_table2 ARGS='models=grand_l datasets=cora runs=10'
 reproduce: install

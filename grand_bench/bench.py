@@ -204,9 +204,7 @@ def bench_record(case: str, result: dict, device: str) -> dict:
         "case": case,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **result,
-        "git": provenance.git_commit(),
-        "versions": provenance.versions(),
-        "machine": provenance.machine(device),
+        **provenance.describe(device),
     }
 
 

@@ -10,9 +10,11 @@
 States come from ``hidden_states``: for a continuous model (``ContinuousGNN``: ``encode`` and an ODE
 block) the solution at every step of a fixed-step solver (at ``points`` evenly spaced times if set, or for
 adaptive solvers); for a discrete model the output of every PyG message-passing layer, caught by forward
-hooks. ``BestModelDiagnostics`` keeps the weights of the best-validation epoch during training and measures
-that model once training ends (the final model if the run was resumed past its best epoch); the ODE
-function may add its own entries with ``diagnostics(states, times)`` (GRAFF: the spectrum of W and E(F(t))).
+hooks. ``layer_energies`` measures an untrained model as GraphCON's Fig. 2 does: the input X^0 goes straight
+into the ODE block (no encoder), or through every layer of a discrete model. ``BestModelDiagnostics`` keeps the
+weights of the best-validation epoch during training and measures that model once training ends (the final
+model if the run was resumed past its best epoch); the ODE function may add its own entries with
+``diagnostics(states, times)`` (GRAFF: the spectrum of W and E(F(t))).
 """
 
 from __future__ import annotations
@@ -84,6 +86,19 @@ def hidden_states(
     if not outputs:
         raise ValueError(f"diagnostics: {type(model).__name__} has neither an ODE block nor PyG message-passing layers")
     return "layer", list(range(1, len(outputs) + 1)), outputs
+
+
+@torch.no_grad()
+def layer_energies(model: nn.Module, x: Tensor, graph: Any, edge_index: Tensor) -> list[float]:
+    """E(X^0), E(X^1), ..., E(X^L) (eq. 13): X^0 = ``x`` itself and X^n the n-th layer's output, or the ODE
+    block's state after n steps when ``x`` is fed to the block directly (``x`` must have the hidden width)."""
+    model.eval()
+    block = getattr(model, "ode", None)
+    if block is not None:
+        states = block(x, graph, diagnostic_times(block, None).to(x.device))
+    else:
+        states = [x, *hidden_states(model, x, graph)[2]]
+    return [float(dirichlet_energy(s, edge_index, x.shape[0])) for s in states]
 
 
 @torch.no_grad()

@@ -83,3 +83,8 @@ def machine(device: str) -> dict[str, object]:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def describe(device: str) -> dict[str, object]:
+    """The provenance block of every record the project writes: git commit, library versions, machine."""
+    return {"git": git_commit(), "versions": versions(), "machine": machine(device)}

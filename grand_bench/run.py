@@ -93,9 +93,7 @@ def make_record(cfg: DictConfig, outcome, split, device: torch.device) -> dict:
         "metric": cfg.dataset.metric,
         **outcome_fields(outcome),
         "peak_memory_mb": peak_memory_mb(device),
-        "git": provenance.git_commit(),
-        "versions": provenance.versions(),
-        "machine": provenance.machine(str(device)),
+        **provenance.describe(str(device)),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "history": outcome.history,
     }

@@ -38,6 +38,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from skimage.segmentation import mark_boundaries  # noqa: E402
 from torch_geometric.data import Data  # noqa: E402
 
+from grand_bench import provenance  # noqa: E402
 from grand_bench.cli import CONF_DIR  # noqa: E402
 from grand_bench.config import register_configs  # noqa: E402
 from grand_bench.data.mirror import check_data_root, missing_raw_error, stage_raw  # noqa: E402
@@ -207,6 +208,7 @@ def main() -> None:
     out = Path(args.out) if Path(args.out).is_absolute() else PROJECT_ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150, bbox_inches="tight")
+    summary.update(provenance.describe("cpu"))
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"figure written to {out}")
 

@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
+from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv
 from torch_geometric.utils import to_undirected
 
-from grand_bench.config import BaselineModelCfg, DiagnosticsCfg, EvalCfg, GraffModelCfg, OptimCfg, SolverCfg, TrainCfg
+from grand_bench.config import (
+    BaselineModelCfg,
+    DiagnosticsCfg,
+    EvalCfg,
+    GraffModelCfg,
+    GraphconModelCfg,
+    OptimCfg,
+    SolverCfg,
+    TrainCfg,
+)
 from grand_bench.data import Split
+from grand_bench.data.synthetic import grid_graph
 from grand_bench.diagnostics import (
     BestModelDiagnostics,
     collect,
     dirichlet_energy,
     hidden_states,
+    layer_energies,
     normalised_dirichlet_energy,
 )
 from grand_bench.models.baselines import BaselineGNN, baseline_graph
 from grand_bench.models.graff import build_graff, graff_graph
+from grand_bench.models.graphcon import build_graphcon, graphcon_graph
+from grand_bench.provenance import PROJECT_ROOT
 from grand_bench.run import run
 from grand_bench.training import Trainer, seed_everything
 
@@ -159,3 +177,65 @@ def test_run_record_carries_diagnostics_when_asked(run_cfg, model, extra):
     assert diagnostics["axis"] == "time" and diagnostics["model"] == "best_val_epoch"
     assert len(diagnostics["dirichlet"]) == len(diagnostics["time"]) >= 3 and diagnostics.keys() >= extra
     assert "diagnostics" not in run(run_cfg(*overrides, "train.epochs=1"))[0]
+
+
+def test_grid_graph_is_a_four_neighbour_lattice_with_uniform_features():
+    data = grid_graph(4, features=3, seed=1)
+    assert data.num_nodes == 16 and data.x.shape == (16, 3)
+    assert data.edge_index.size(1) == 2 * 2 * 4 * 3  # 24 undirected edges, each listed both ways
+    degree = torch.bincount(data.edge_index[0], minlength=16).view(4, 4)
+    assert degree[0, 0] == 2 and degree[0, 1] == 3 and degree[1, 1] == 4
+    assert bool(((data.x >= 0) & (data.x < 1)).all())
+    assert torch.equal(grid_graph(4, 3, seed=1).x, data.x) and not torch.equal(grid_graph(4, 3, seed=2).x, data.x)
+    with pytest.raises(ValueError, match="side=1"):
+        grid_graph(1, 3)
+
+
+def graphcon_gcn(layers: int, alpha: float, dt: float) -> nn.Module:
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(GraphconModelCfg),
+        {"name": "t", "coupling": "gcn", "hidden_dim": 5, "layers": layers, "dt": dt, "alpha": alpha, "gamma": 1.0},
+    )
+    sizes = Data(x=torch.zeros(1, 5), num_classes=2)
+    return build_graphcon(cfg, SolverCfg(method="symplectic_euler"), sizes)
+
+
+def test_layer_energies_feed_the_input_straight_into_graphcon_and_every_layer_of_a_gcn():
+    """E(X^0..X^L). With alpha = gamma = dt = 1 GraphCON's step is X^n = relu(F(X^{n-1})): the weight-shared
+    GCN, which the grid figure shows collapsing as a deep GCN does."""
+    data = grid_graph(5, features=5, seed=0)
+    graph = graphcon_graph(data, None)
+    torch.manual_seed(0)
+    model = graphcon_gcn(layers=6, alpha=1.0, dt=1.0)
+    energies = layer_energies(model, data.x, graph, data.edge_index)
+    assert len(energies) == 7 and energies[0] == pytest.approx(float(dirichlet_energy(data.x, data.edge_index)))
+    coupling, x = model.ode.func.coupling, data.x
+    with torch.no_grad():
+        for n in range(1, 7):
+            x = torch.relu(coupling(x, graph))
+            assert energies[n] == pytest.approx(float(dirichlet_energy(x, data.edge_index)), rel=1e-4)
+    gcn_cfg = {"name": "g", "layer": "gcn", "num_layers": 30, "hidden_dim": 5}
+    gcn = BaselineGNN(5, 5, OmegaConf.merge(OmegaConf.structured(BaselineModelCfg), gcn_cfg))
+    deep = layer_energies(gcn, data.x, baseline_graph(data, None), data.edge_index)
+    assert len(deep) == 31 and deep[-1] < 1e-6 * deep[0]
+
+
+def test_grid_figure_script_records_every_energy_with_its_provenance(tmp_path):
+    """scripts/dirichlet_grid.py end to end on a small grid: the figure, and a JSON of each line's energies."""
+    out = tmp_path / "grid.png"
+    args = ["--layers", "4", "--side", "3", "--width", "8", "--seeds", "0", "1", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "dirichlet_grid.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert out.stat().st_size > 0 and record["git"]["commit"] and record["versions"]["torch"]
+    assert list(record["energies"]) == ["GCN", "GAT"]
+    gcn = record["energies"]["GCN"]
+    assert list(gcn)[0] == "GCN" and "GraphCON-GCN, alpha=0.5, dt=1" in gcn and len(gcn) == 6
+    assert all(len(seeds) == 2 and all(len(e) == 5 for e in seeds) for seeds in gcn.values())
+    assert gcn["GCN"][0][0] == pytest.approx(gcn["GraphCON-GCN, alpha=1, dt=1"][0][0])  # the same X^0 for all
+    assert record["configs"]["GraphCON-GAT, alpha=0, dt=1"]["model"]["alpha"] == 0.0

@@ -1,4 +1,4 @@
-"""Synthetic graphs for benchmarks: a stochastic block model with class-dependent Gaussian features.
+"""Synthetic graphs: a stochastic block model for benchmarks, a regular grid for GraphCON's Fig. 2.
 
 PyG's ``stochastic_blockmodel_graph`` samples a dense N x N probability matrix, which does not reach
 10^6 nodes; here each edge is drawn directly (O(E) time and memory): with probability ``p_intra`` both
@@ -57,3 +57,18 @@ def sbm_graph(
     data.train_mask, data.val_mask, data.test_mask = masks
     data.num_classes = num_blocks
     return data
+
+
+def grid_graph(side: int, features: int, seed: int = 0) -> Data:
+    """GraphCON Fig. 2's graph: a ``side`` x ``side`` regular grid with 4-neighbour connectivity (each
+    undirected edge listed both ways) and node features drawn from U([0, 1]); no labels (``y`` is zero)."""
+    if side < 2 or features < 1:
+        raise ValueError(f"grid_graph needs side >= 2 and features >= 1, got side={side}, features={features}")
+    node = torch.arange(side * side).view(side, side)
+    right = torch.stack([node[:, :-1].flatten(), node[:, 1:].flatten()])
+    down = torch.stack([node[:-1].flatten(), node[1:].flatten()])
+    edges = torch.cat([right, down], 1)
+    edge_index = coalesce(torch.cat([edges, edges.flip(0)], 1), num_nodes=side * side)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(side * side, features, generator=gen)
+    return Data(x=x, edge_index=edge_index, y=torch.zeros(side * side, dtype=torch.long), num_nodes=side * side)

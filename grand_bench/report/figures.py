@@ -3,6 +3,7 @@
 One function per figure. Each draws the cells of one spec (``conf/tables/<spec>.yaml``, the same cells and
 record matching as the tables): ours as mean ± population std over the runs of a cell, the paper's printed
 values (dashed) where it has any. A figure whose spec has no records is skipped with a one-line note.
+Figures that need no run records (``SCRIPT_FIGURES``) are drawn by their own scripts and only indexed here.
 """
 
 from __future__ import annotations
@@ -191,6 +192,20 @@ FIGURES = (
     Figure("rdgnn2024_depth", accuracy_vs_depth, "RDGNN: accuracy vs depth (IMEX, up to 64 layers)"),
 )
 
+# (what, file, command): drawn by a script from its own computation, with a JSON of the numbers beside the file
+SCRIPT_FIGURES = (
+    (
+        "GraphCON Fig. 2 as the paper set it up: Dirichlet energy of untrained 100-layer models on a 10x10 grid",
+        "graphcon2022_fig2_grid.png",
+        "python scripts/dirichlet_grid.py",
+    ),
+    (
+        "GRAND Fig. 4: learned diffusivity on an MNIST superpixel graph",
+        "image_diffusion_mnist.png",
+        "python scripts/image_diffusion_demo.py",
+    ),
+)
+
 
 def make_figures(
     records: list[dict],
@@ -230,6 +245,9 @@ def make_figures(
         "# Figures\n\nDrawn by `make figures` (and `make tables`) from the run records; nothing here trains. Each "
         "figure's cells are those of its spec in `conf/tables/` (ours: mean ± population std over runs; the paper's "
         "printed values dashed where it has any).\n\n| figure | file |\n|---|---|\n" + "\n".join(index) + "\n"
+        "\nDrawn by their own scripts, not from run records (each writes a JSON of its numbers, with the git commit and"
+        " library versions, beside the figure):\n\n| figure | file | command |\n|---|---|---|\n"
+        + "".join(f"| {what} | [{name}]({name}) | `{command}` |\n" for what, name, command in SCRIPT_FIGURES)
     )
     (out / "README.md").write_text(text, encoding="utf-8")
     return written, notes
