@@ -232,6 +232,10 @@ class SolverCfg:
     tol_scale: float | None = None
     max_nfe: int = 1000  # function evaluations per solve before the run fails
     max_iters: int = 100  # implicit_adams corrector iterations
+    # explicit_adams / implicit_adams: the highest order the multistep method climbs to as its history grows;
+    # null = torchdiffeq's 12, as GRAND ran them. Order 12's stability region is tiny: on GRAND-l's Cora operator
+    # step 0.5 is unstable at order 12 and accurate to 1e-5 at order <= 8 (conf/tables/grand2021_fig3_step.yaml).
+    max_order: int | None = None
     # backward_euler / adams_moulton / imex_euler (solvers/implicit.py): the linear solve of each implicit step
     linear_solver: str = "auto"  # auto (cg if the operator is symmetric, else cgnr) | cg | cgnr (CG on normal eqs)
     linear_tol: float = 1e-5  # relative residual ||b - B x|| / ||b|| a solve must reach

@@ -21,7 +21,7 @@ from .models.baselines import check_baseline_cfg
 from .models.graff import check_graff_cfg
 from .models.graphcon import SELECTION_STATES, check_graphcon_cfg
 from .models.reaction_diffusion import check_implicit_solver, check_reaction_diffusion_cfg
-from .solvers import TORCHDIFFEQ_METHODS, is_fixed_step, methods
+from .solvers import ADAMS_METHODS, ADAMS_ORDERS, TORCHDIFFEQ_METHODS, is_fixed_step, methods
 from .solvers.implicit import LINEAR_SOLVERS
 from .training import DECAY_SCOPES, LOGGERS, LOSS_SELECTIONS, OPTIMIZERS
 
@@ -175,6 +175,15 @@ def check_solver(cfg, problems: list[str], model_step: float | None = None) -> N
         _positive(problems, f"solver.{key}", getattr(cfg, key))
     for key in ("tol_scale", "adjoint_tol_scale", "adjoint_step_size"):
         _positive(problems, f"solver.{key}", getattr(cfg, key), allow_none=True)
+    if cfg.max_order is not None:
+        low, high = ADAMS_ORDERS
+        adams = [m for m in (cfg.method, cfg.adjoint_method if cfg.adjoint else None) if m in ADAMS_METHODS]
+        if not adams:
+            problems.append(f"solver.max_order is for {' / '.join(ADAMS_METHODS)}; solver.method is '{cfg.method}'")
+        if not low <= cfg.max_order <= high:
+            problems.append(
+                f"solver.max_order must be in [{low}, {high}] (torchdiffeq's Adams orders), got {cfg.max_order}"
+            )
     if cfg.adjoint:
         adjoint_method = cfg.adjoint_method or cfg.method
         _choice(problems, "solver.adjoint_method", adjoint_method, TORCHDIFFEQ_METHODS)

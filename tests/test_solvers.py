@@ -10,6 +10,9 @@ from grand_bench.config import GrandModelCfg, SolverCfg
 from grand_bench.errors import ConfigError, MaxNFEExceeded, SolverError
 from grand_bench.models.grand import GrandDiffusion, build_grand, diffusion_graph
 from grand_bench.solvers import GraphODEFunc, ODEBlock, solver_tolerances
+from grand_bench.validate import validate
+
+from .conftest import compose_cfg
 
 
 def grand_func(data, **model) -> GrandDiffusion:
@@ -199,3 +202,35 @@ def test_reverse_pass_gives_autograds_gradients_through_the_same_solve(method):
     block.reset_nfe()
     for g, e in zip(gradients(lambda: block(y0, None, times)), expected, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-12)
+
+
+class _Decay(GraphODEFunc):
+    """x' = -r x per channel, r in [0, 0.5]: a slow, stable diffusion-like spectrum."""
+
+    rates = torch.linspace(0.0, 0.5, 16)
+
+    def forward(self, t, x):
+        return -self.rates * x
+
+
+@pytest.mark.parametrize(
+    ("method", "order_12_error", "order_4_error"), [("explicit_adams", 1e3, 1e-3), ("implicit_adams", 1e-2, 1e-5)]
+)
+def test_adams_max_order_keeps_a_stable_step_stable(method, order_12_error, order_4_error):
+    """torchdiffeq's Adams methods climb to order 12, whose stability region the step 0.5 leaves on this spectrum
+    (GRAND Fig. 3's step-0.5 dip); capped at order 4 the same step is accurate."""
+    exact = torch.exp(-_Decay.rates * 18.0)
+
+    def error(max_order):
+        cfg = solver(method=method, step_size=0.5, max_order=max_order, max_nfe=100_000, rtol=1e-6, atol=1e-6)
+        return float((ODEBlock(_Decay(), cfg, 18.0)(torch.ones(1, 16), None) - exact).abs().max())
+
+    assert error(None) > order_12_error
+    assert error(4) < order_4_error
+
+
+def test_adams_max_order_is_checked():
+    with pytest.raises(ConfigError, match="solver.max_order is for explicit_adams / implicit_adams; .* 'dopri5'"):
+        validate(compose_cfg(["solver=dopri5", "solver.max_order=4"]))
+    with pytest.raises(ConfigError, match=r"solver.max_order must be in \[4, 12\].*got 3"):
+        validate(compose_cfg(["solver=explicit_adams", "solver.step_size=0.5", "solver.max_order=3"]))

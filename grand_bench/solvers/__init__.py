@@ -8,6 +8,8 @@ from . import (
     implicit,  # noqa: F401  (registers backward_euler, adams_moulton, imex_euler)
 )
 from .ode_block import (
+    ADAMS_METHODS,
+    ADAMS_ORDERS,
     TORCHDIFFEQ_ADAPTIVE,
     TORCHDIFFEQ_FIXED,
     TORCHDIFFEQ_METHODS,
@@ -20,6 +22,8 @@ from .ode_block import (
 from .schemes import SCHEMES, Scheme, fixed_grid, register_scheme
 
 __all__ = [
+    "ADAMS_METHODS",
+    "ADAMS_ORDERS",
     "SCHEMES",
     "TORCHDIFFEQ_ADAPTIVE",
     "TORCHDIFFEQ_FIXED",

@@ -36,6 +36,8 @@ BACKENDS = ("native", "torchdiffeq")
 NOT_CONVERGED = "Functional iteration did not converge"  # torchdiffeq fixed_adams.py's warning
 
 TORCHDIFFEQ_FIXED = ("euler", "midpoint", "rk4", "heun2", "heun3", "explicit_adams", "implicit_adams")
+ADAMS_METHODS = ("explicit_adams", "implicit_adams")  # multistep: solver.max_order caps their order
+ADAMS_ORDERS = (4, 12)  # torchdiffeq: below 4 an Adams solver is rk4, above 12 it has no coefficients
 TORCHDIFFEQ_ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 TORCHDIFFEQ_METHODS = TORCHDIFFEQ_FIXED + TORCHDIFFEQ_ADAPTIVE
 
@@ -140,14 +142,16 @@ def solver_tolerances(rtol: float, atol: float, tol_scale: float | None) -> tupl
     return tol_scale * 1e-9, tol_scale * 1e-7
 
 
-def _options(method: str, step_size: float | None, max_iters: int, step_key: str) -> dict:
+def _options(method: str, step_size: float | None, cfg: SolverCfg, step_key: str) -> dict:
     """torchdiffeq options for ``method``; ``step_key`` names the config key a missing step size comes from."""
     if is_fixed_step(method):
         if step_size is None:
             raise ConfigError(f"fixed-step method '{method}' needs a step size (set {step_key})")
         options: dict = {"step_size": step_size}
         if method == "implicit_adams":
-            options["max_iters"] = max_iters
+            options["max_iters"] = cfg.max_iters
+        if method in ADAMS_METHODS and cfg.max_order is not None:
+            options["max_order"] = cfg.max_order
         return options
     return {}
 
@@ -165,7 +169,7 @@ class ODEBlock(nn.Module):
         self.cfg = cfg
         self.time = time
         self.rtol, self.atol = solver_tolerances(cfg.rtol, cfg.atol, cfg.tol_scale)
-        self.options = _options(cfg.method, cfg.step_size, cfg.max_iters, "solver.step_size")
+        self.options = _options(cfg.method, cfg.step_size, cfg, "solver.step_size")
         self.adjoint_method = cfg.adjoint_method or cfg.method
         if cfg.adjoint and (cfg.method not in TORCHDIFFEQ_METHODS or self.adjoint_method not in TORCHDIFFEQ_METHODS):
             bad = cfg.method if cfg.method not in TORCHDIFFEQ_METHODS else self.adjoint_method
@@ -176,9 +180,7 @@ class ODEBlock(nn.Module):
         adjoint_step = cfg.adjoint_step_size if cfg.adjoint_step_size is not None else cfg.step_size
         self.adjoint_options = {}
         if cfg.adjoint:
-            self.adjoint_options = _options(
-                self.adjoint_method, adjoint_step, cfg.max_iters, "solver.adjoint_step_size"
-            )
+            self.adjoint_options = _options(self.adjoint_method, adjoint_step, cfg, "solver.adjoint_step_size")
         self.adjoint_rtol, self.adjoint_atol = solver_tolerances(
             cfg.adjoint_rtol, cfg.adjoint_atol, cfg.adjoint_tol_scale
         )
