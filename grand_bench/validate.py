@@ -177,8 +177,7 @@ def check_solver(cfg, problems: list[str], model_step: float | None = None) -> N
         _positive(problems, f"solver.{key}", getattr(cfg, key), allow_none=True)
     if cfg.max_order is not None:
         low, high = ADAMS_ORDERS
-        adams = [m for m in (cfg.method, cfg.adjoint_method if cfg.adjoint else None) if m in ADAMS_METHODS]
-        if not adams:
+        if cfg.method not in ADAMS_METHODS and not (cfg.adjoint and cfg.adjoint_method in ADAMS_METHODS):
             problems.append(f"solver.max_order is for {' / '.join(ADAMS_METHODS)}; solver.method is '{cfg.method}'")
         if not low <= cfg.max_order <= high:
             problems.append(

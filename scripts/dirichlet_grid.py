@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from grand_bench import provenance  # noqa: E402
 from grand_bench.cli import CONF_DIR  # noqa: E402
@@ -55,26 +55,23 @@ COUPLINGS = {"GCN": ("gcn", "graphcon_gcn"), "GAT": ("gat", "graphcon_gat")}  # 
 SETTINGS = ((1.0, 1.0), (1.0, 0.5), (1.0, 0.1), (0.5, 1.0), (0.0, 1.0))  # GraphCON's (alpha, dt)
 
 
-def model_overrides(name: str, layers: int, width: int, alpha: float, dt: float, gamma: float) -> list[str]:
-    common = [f"model={name}", f"model.hidden_dim={width}", "~best"]  # the model file's defaults, no preset
-    if name.startswith("graphcon"):
-        return [*common, f"model.layers={layers}", f"model.dt={dt}", f"model.alpha={alpha}", f"model.gamma={gamma}"]
-    return [*common, f"model.num_layers={layers}"]
-
-
-def energies(overrides: list[str], side: int, width: int, seed: int) -> tuple[list[float], dict]:
-    """E(X^0..X^L) of one untrained model on the grid; also the model's resolved config."""
+def model_config(name: str, width: int, depth: list[str]) -> DictConfig:
+    """The model file's defaults (no preset) at this width and depth, checked as train.py checks them."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("config", overrides=overrides)
+        cfg = compose("config", overrides=[f"model={name}", f"model.hidden_dim={width}", "~best", *depth])
     validate(cfg)  # e.g. GAT's heads must divide the width: one line naming the value, not a traceback
+    return cfg
+
+
+def energies(cfg: DictConfig, side: int, width: int, seed: int) -> list[float]:
+    """E(X^0..X^L) of one untrained model on the grid, features and weights drawn from ``seed``."""
     data = grid_graph(side, width, seed=seed)
     data.num_classes = width  # a discrete model's last layer keeps the width too
     model_family = family(cfg.model)
     graph = model_family.graph(data, cfg.model)
     torch.manual_seed(seed)
     model = model_family.build(cfg.model, cfg.solver, data)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    return layer_energies(model, data.x, graph, data.edge_index), {"model": config["model"], "solver": config["solver"]}
+    return layer_energies(model, data.x, graph, data.edge_index)
 
 
 def geometric_band(runs: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,20 +142,27 @@ def measure(args: argparse.Namespace) -> dict:
         "configs": {},
     }
     for panel, (baseline, graphcon) in COUPLINGS.items():
-        models = {panel: model_overrides(baseline, args.layers, args.width, 0, 0, 0)}
+        models = {panel: model_config(baseline, args.width, [f"model.num_layers={args.layers}"])}
         for alpha, dt in SETTINGS:
-            label = f"GraphCON-{panel}, alpha={alpha:g}, dt={dt:g}"
-            models[label] = model_overrides(graphcon, args.layers, args.width, alpha, dt, args.gamma)
+            depth = [
+                f"model.layers={args.layers}",
+                f"model.dt={dt}",
+                f"model.alpha={alpha}",
+                f"model.gamma={args.gamma}",
+            ]
+            models[f"GraphCON-{panel}, alpha={alpha:g}, dt={dt:g}"] = model_config(graphcon, args.width, depth)
         record["energies"][panel] = {}
-        for label, overrides in models.items():
+        for label, cfg in models.items():
             per_seed = []
             for seed in args.seeds:
-                values, config = energies(overrides, args.side, args.width, seed)
+                values = energies(cfg, args.side, args.width, seed)
                 if not all(math.isfinite(v) for v in values):
                     print(f"warning: {label}, seed {seed}: non-finite energy {values[-1]}", file=sys.stderr)
                 per_seed.append(values)
             record["energies"][panel][label] = per_seed
-            record["configs"][label] = config
+            record["configs"][label] = {
+                key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "solver")
+            }
             mean = geometric_band(per_seed)[0]
             print(f"{label:38s} E(X^0) {mean[0]:9.3g}   E(X^{args.layers}) {mean[-1]:9.3g}")
     record["wall_s"] = round(time.perf_counter() - started, 2)
