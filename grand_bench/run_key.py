@@ -65,6 +65,7 @@ ADDED_WITH_DEFAULT = {
     "split.train_fraction": 0.48,  # only split=stratified reads it, added with it
     "split.val_fraction": 0.32,  # only split=stratified reads it, added with it
     "solver.max_order": None,  # explicit/implicit Adams at torchdiffeq's order 12, as before the option existed
+    "model.detach_source": False,  # GRAND: the gradient through X(0) in beta X(0), as before the option existed
 }
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.

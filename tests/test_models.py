@@ -62,6 +62,26 @@ def test_grand_rhs_matches_its_equation(ring, diffusivity, self_loop_weight):
     torch.testing.assert_close(func(torch.tensor(0.0), x), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("detach", [True, False])
+def test_detach_source_stops_the_gradient_through_x0_in_the_source_only(ring, detach):
+    """The original code stores X(0) for beta X(0) as x0.clone().detach(): with detach_source the source
+    passes no gradient to X(0) (the encoder), but beta still learns and X(0) stays the initial value."""
+    from grand_bench.models.grand import GrandDiffusion
+
+    cfg = grand_cfg(diffusivity="laplacian", add_source=True, detach_source=detach)
+    func = GrandDiffusion(8, cfg)
+    with torch.no_grad():
+        func.beta_train.fill_(0.5)
+    x0 = torch.randn(ring.num_nodes, 8, requires_grad=True)
+    func.prepare(x0, diffusion_graph(ring, cfg))
+    x = torch.randn(ring.num_nodes, 8)  # a state that does not depend on x0: only the source can
+    grad_x0, grad_beta = torch.autograd.grad(func(torch.tensor(0.0), x).sum(), (x0, func.beta_train), allow_unused=True)
+    assert (grad_x0 is None) == detach
+    if not detach:
+        torch.testing.assert_close(grad_x0, torch.full_like(x0, 0.5))
+    torch.testing.assert_close(grad_beta, x0.detach().sum())
+
+
 @pytest.mark.parametrize("kind", ATTENTION_TYPES)
 @pytest.mark.parametrize("normaliser", ["softmax", "squareplus"])
 @pytest.mark.parametrize("norm", ["row", "column"])

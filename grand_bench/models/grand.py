@@ -47,6 +47,7 @@ class GrandDiffusion(GraphODEFunc):
         super().__init__()
         self.diffusivity = cfg.diffusivity
         self.alpha_sigmoid = cfg.alpha_sigmoid
+        self.detach_source = cfg.detach_source
         self.edge_sampling = cfg.edge_sampling
         self.norm = cfg.attention.norm
         self.alpha_train = nn.Parameter(torch.zeros(()))
@@ -59,7 +60,10 @@ class GrandDiffusion(GraphODEFunc):
 
     def prepare(self, x0: Tensor, graph: SparseGraph) -> None:
         self.graph, self.values = graph, None
-        self.source = self.beta_train * x0 if self.beta_train is not None else None
+        if self.beta_train is not None:
+            self.source = self.beta_train * (x0.detach() if self.detach_source else x0)
+        else:
+            self.source = None
         if self.diffusivity == "laplacian":
             self.values = graph.cached(f"laplacian_{self.norm}", lambda: laplacian_values(graph, self.norm))
         elif self.training and self.edge_sampling < 1.0:

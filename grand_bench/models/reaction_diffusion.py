@@ -109,6 +109,7 @@ class ReactionDiffusion(SplitRHS, GraphODEFunc):
         else:
             self.beta_train = nn.Parameter(torch.full(width[cfg.beta_dim], float(cfg.beta_init)))
         self.source_beta = nn.Parameter(torch.zeros(())) if cfg.add_source else None  # GRAND's add_source
+        self.detach_source = cfg.detach_source
         self.attention = EdgeAttention(hidden_dim, cfg.attention) if cfg.diffusivity != "laplacian" else None
         self.reaction_net = ReactionNet(hidden_dim) if cfg.reaction == "mlp" else None
         self.graph: SparseGraph | None = None
@@ -158,7 +159,9 @@ class ReactionDiffusion(SplitRHS, GraphODEFunc):
             adj = self.adjacency(x)
             ax = adj(x)
         f = self.beta * REACTIONS[self.reaction](self, x, ax, adj)
-        return f if self.source_beta is None else f + self.source_beta * self.x0
+        if self.source_beta is None:
+            return f
+        return f + self.source_beta * (self.x0.detach() if self.detach_source else self.x0)
 
     def full(self, t: Tensor, x: Tensor) -> Tensor:
         adj = self.adjacency(x)
