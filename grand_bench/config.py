@@ -99,8 +99,9 @@ class GrandModelCfg:
     dropout: float = 0.0
     add_source: bool = False  # + beta * X(0), beta learned from 0
     # X(0) enters that source as a constant (no gradient through it to the encoder), as the original code's
-    # set_x0 stores x0.clone().detach() (reference §1.1); false: the gradient flows through it too.
-    detach_source: bool = False
+    # set_x0 stores x0.clone().detach() (reference §1.1); false: the gradient flows through it too, as every
+    # run recorded before the option existed (run_key.ADDED_WITH_DEFAULT).
+    detach_source: bool = True
     alpha_sigmoid: bool = True  # diffusion speed sigma(alpha_train); false: alpha_train itself
     self_loop_weight: float = 1.0  # 0 = no self-loops in the diffusion graph
     batch_norm: bool = False

@@ -67,21 +67,37 @@ ADDED_WITH_DEFAULT = {
     "solver.max_order": None,  # explicit/implicit Adams at torchdiffeq's order 12, as before the option existed
     "model.detach_source": False,  # GRAND: the gradient through X(0) in beta X(0), as before the option existed
 }
+# Options read only while another option is on: left out of the identity while it is off, so that a new
+# default for them changes no key of a run that never read them.
+READ_ONLY_WITH = {
+    "model.detach_source": "model.add_source",  # no source term, nothing to detach
+}
 KEY_LENGTH = 16  # hex digits of sha256: collisions are out of reach for any realistic store
 # What tells apart the runs of one setting (a table cell): which initialisation and split, and where it ran.
 RUN_OF_SETTING = ("seed", "split.index", "device")
+
+
+def _parent(plain: dict[str, Any], dotted: str) -> tuple[dict[str, Any] | None, str]:
+    """The dict holding a dotted key's leaf (None where a parent is missing), and the leaf's name."""
+    *parents, leaf = dotted.split(".")
+    node: Any = plain
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), leaf
 
 
 def run_identity(cfg: DictConfig | Mapping[str, Any], leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
     """The resolved config of one run (a DictConfig, or a record's ``config`` dict) without ``VOLATILE`` keys
     (and without the dotted keys ``leave_out``)."""
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
+    for dotted, switch in READ_ONLY_WITH.items():
+        node, leaf = _parent(plain, dotted)
+        switch_node, switch_leaf = _parent(plain, switch)
+        if node is not None and not (switch_node or {}).get(switch_leaf):
+            node.pop(leaf, None)
     for dotted in (*VOLATILE, *leave_out, *ADDED_WITH_DEFAULT):
-        *parents, leaf = dotted.split(".")
-        node = plain
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or leaf not in node:
+        node, leaf = _parent(plain, dotted)
+        if node is None or leaf not in node:
             continue
         if dotted not in ADDED_WITH_DEFAULT or node[leaf] == ADDED_WITH_DEFAULT[dotted]:
             node.pop(leaf)

@@ -357,6 +357,19 @@ def test_an_option_added_later_keeps_the_key_of_runs_recorded_before_it_at_its_d
     assert run_key(compose_cfg([*base, f"{group}.{key}={other}"])) != run_key(cfg)
 
 
+def test_detach_source_is_in_the_key_only_with_a_source_term():
+    """A new default for an option read only with another (run_key.READ_ONLY_WITH) re-keys only the runs that
+    read it: GRAND runs without add_source keep their keys; with it, the old behaviour keeps the old key."""
+    for add_source, same_as_before in (("false", True), ("true", False)):
+        cfg = _plain(compose_cfg(["model=grand_l", f"model.add_source={add_source}"]))
+        assert cfg["model"]["detach_source"] is True
+        before = json.loads(json.dumps(cfg))
+        del before["model"]["detach_source"]  # a record written before the option existed
+        assert (run_key(before) == run_key(cfg)) is same_as_before, add_source
+        old_behaviour = compose_cfg(["model=grand_l", f"model.add_source={add_source}", "model.detach_source=false"])
+        assert run_key(old_behaviour) == run_key(before)
+
+
 def _plain(cfg):
     from omegaconf import OmegaConf
 

@@ -10,7 +10,8 @@ dX/dt = sigma(alpha) (A(X) - I) X [+ beta X(0)]          (GRAND eq. 3 with eq. 1
 * ``diffusivity: laplacian``: A = the fixed random-walk adjacency (constant-diffusion baseline).
 
 sigma(alpha) with alpha learned from 0 is the diffusion speed and beta (learned from 0) the weight of
-the source term, as in the original code (reference §1.2). The diffusion graph is the data graph plus
+the source term, as in the original code (reference §1.2); X(0) enters the source as a constant, without
+a gradient to the encoder (``detach_source``, the original's ``set_x0``). The diffusion graph is the data graph plus
 self-loops (unless ``self_loop_weight`` is 0).
 """
 
