@@ -193,6 +193,20 @@ class GraffModelCfg:
 
 
 @dataclass
+class CgnnModelCfg:
+    """CGNN (Xhonneux et al., ICML 2020, eq. 6 without W): dX/dt = (sigma(a)/2) (A_hat X - X) + X(0)."""
+
+    name: str = MISSING
+    family: str = "cgnn"
+    hidden_dim: int = 16
+    time: float = 12.1  # terminal integration time T
+    input_dropout: float = 0.5
+    dropout: float = 0.0  # before the decoder
+    self_loop_weight: float = 0.555  # A_hat = D^-1/2 (A + w I) D^-1/2, D with the weighted self-loops
+    alpha_init: float = 0.918  # every node's a_i at the start: speed sigmoid(a_i) / 2
+
+
+@dataclass
 class GraphconModelCfg:
     """GraphCON (Rusch et al. 2022, eq. 2): X'' = sigma(F(X)) - gamma X - alpha X', state [X, Y = X']."""
 
@@ -376,6 +390,7 @@ MODEL_SCHEMAS: dict[str, type] = {
     "baseline": BaselineModelCfg,
     "graff": GraffModelCfg,
     "graphcon": GraphconModelCfg,
+    "cgnn": CgnnModelCfg,
     "reaction_diffusion": ReactionDiffusionModelCfg,
 }
 

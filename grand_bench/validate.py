@@ -58,6 +58,13 @@ def check_model(cfg, problems: list[str]) -> None:
     _choice(problems, "model.family", cfg.family, list(FAMILIES))
     if cfg.family == "baseline":
         problems.extend(check_baseline_cfg(cfg))
+    if cfg.family == "cgnn":
+        _positive(problems, "model.hidden_dim", cfg.hidden_dim)
+        _positive(problems, "model.time", cfg.time)
+        _probability(problems, "model.input_dropout", cfg.input_dropout)
+        _probability(problems, "model.dropout", cfg.dropout)
+        if cfg.self_loop_weight < 0:
+            problems.append(f"model.self_loop_weight must be >= 0, got {cfg.self_loop_weight}")
     if cfg.family not in ("grand", "reaction_diffusion"):  # reaction_diffusion extends GRAND's schema
         return
     _choice(problems, "model.diffusivity", cfg.diffusivity, DIFFUSIVITIES)
@@ -89,6 +96,11 @@ def check_data(cfg: Config, problems: list[str]) -> None:
     _choice(problems, "dataset.task", dataset.task, ["node_classification", *GRAPH_TASKS])
     if is_graph_level(dataset):  # ZINC, PPI, MNIST superpixels: mini-batches of graphs (data/graph_level.py)
         problems.extend(check_graph_dataset_cfg(dataset, split))
+        if cfg.model.family == "cgnn":
+            problems.append(
+                f"model.family 'cgnn' learns one diffusion speed per node of one graph; dataset {dataset.name!r} is "
+                "graph-level: use a node-level dataset (e.g. dataset=cora)"
+            )
         if cfg.eval.time_selection:
             problems.append("eval.time_selection=true is for node-level datasets; set it false for graph-level ones")
         if cfg.diagnostics.dirichlet:

@@ -17,6 +17,7 @@ from torch_geometric.data import Data
 from ..config import SolverCfg
 from ..errors import unknown_choice
 from .baselines import baseline_graph, build_baseline
+from .cgnn import build_cgnn, cgnn_graph
 from .graff import build_graff, graff_graph
 from .grand import DIFFUSIVITIES, build_grand, diffusion_graph
 from .graphcon import build_graphcon, graphcon_graph
@@ -36,6 +37,7 @@ FAMILIES: dict[str, ModelFamily] = {
     "baseline": ModelFamily(graph=baseline_graph, build=build_baseline),
     # GRAND++, GREAD, RDGNN: GRAND's diffusion graph plus a reaction term
     "reaction_diffusion": ModelFamily(graph=diffusion_graph, build=build_reaction_diffusion),
+    "cgnn": ModelFamily(graph=cgnn_graph, build=build_cgnn),
 }
 
 
