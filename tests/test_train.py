@@ -125,7 +125,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     [
         (
             ["model=grand_x"],
-            "error: unknown model 'grand_x'; valid: appnp, cheb, gat, gatedgcn, gcn, gcnii, gin, graff, graff_nl,",
+            "error: unknown model 'grand_x'; valid: appnp, cgnn, cheb, gat, gatedgcn, gcn, gcnii, gin, graff,",
         ),
         (["dataset=imagenet"], "error: unknown dataset 'imagenet'; valid: actor, chameleon, citeseer, coauthor_cs"),
         (["solver=rk45"], "error: unknown solver 'rk45'; valid:"),
