@@ -2,7 +2,9 @@
 
     python scripts/summarise.py [results/runs] [--out results/summary.md] [--tag core_check]
 
-Ours: mean ± population std of the test score at the best validation epoch over the `ok` runs.
+Ours: mean ± population std of the test score at the best validation epoch over the `ok` runs. A row pools
+every setting recorded under its tag ("settings" counts them: an earlier preset, an exploratory override); the
+tables of `make tables` count each setting apart.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grand_bench.report import read_records, summarise  # noqa: E402
 from grand_bench.report.reference import paper_value  # noqa: E402
+from grand_bench.run_key import setting_key  # noqa: E402
 
 
 def rows(records: list[dict]) -> list[list[str]]:
@@ -43,6 +46,7 @@ def rows(records: list[dict]) -> list[list[str]]:
                 delta,
                 str(n),
                 str(len(runs) - len(ok)),
+                str(len({setting_key(r["config"]) for r in runs if isinstance(r.get("config"), dict)})),
                 f"{sec:.2f}" if n else "–",
                 f"{nfe:.0f}" if n else "–",
                 ref[2] if ref else "",
@@ -62,6 +66,7 @@ def markdown(table: list[list[str]]) -> str:
         "Δ",
         "n ok",
         "n failed",
+        "settings",
         "s/epoch",
         "NFE fwd",
         "paper cell",
@@ -86,8 +91,9 @@ def main() -> None:
         header = (
             "# Run summary\n\nWritten by `scripts/summarise.py` from the run records in "
             f"`{args.results}`. Ours: mean ± population std of test accuracy at the best validation epoch; "
-            "paper: `reference/published_results.csv`. s/epoch is the recorded wall-clock time per epoch (it depends "
-            "on what else shared the machine; see each record's `machine` and `config`).\n\n"
+            "paper: `reference/published_results.csv`. A row pools every setting recorded under its tag (settings: "
+            "how many; the tables in `results/tables` count each apart). s/epoch is the recorded wall-clock time per "
+            "epoch (it depends on what else shared the machine; see each record's `machine` and `config`).\n\n"
         )
         Path(args.out).write_text(header + text, encoding="utf-8")
 

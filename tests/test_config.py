@@ -102,7 +102,7 @@ def test_validation_reports_every_problem_at_once():
     [
         (
             ["model=gran_l"],
-            "unknown model 'gran_l'; valid: appnp, cgnn, cheb, gat, gatedgcn, gcn, gcnii, gin, graff, graff_nl, grand_l",
+            "unknown model 'gran_l'; valid: appnp, cgnn, cheb, gat, gatedgcn, gcn, gcnii, gin, graff, graff_nl",
         ),
         (["dataset=coraa"], "unknown dataset 'coraa'; valid: actor, chameleon, citeseer, coauthor_cs"),
         (["solver=rk5"], "unknown solver 'rk5'; valid: "),
