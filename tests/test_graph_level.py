@@ -336,8 +336,9 @@ def test_grand_l_trains_on_zinc_fixture_through_run(tmp_path, zinc_mirror, offli
     assert (tmp_path / "runs" / "grand_l_zinc.jsonl").is_file()
 
 
-# GRAND++'s source term is made of the labelled training nodes: a node-level semi-supervised model only.
-NODE_LEVEL_ONLY = {"grand_pp"}
+# GRAND++'s source term is made of the labelled training nodes: a node-level semi-supervised model only. CGNN
+# learns one parameter per node of the one graph (validate refuses graph-level datasets: tests/test_config.py).
+NODE_LEVEL_ONLY = {"grand_pp", "cgnn"}
 
 
 @pytest.mark.parametrize("model", [m for m in group_options("model") if m not in NODE_LEVEL_ONLY])
