@@ -54,30 +54,30 @@ def _probability(problems: list[str], key: str, value: float) -> None:
         problems.append(f"{key} must be in [0, 1), got {value}")
 
 
+def _check_diffusion_net(cfg, problems: list[str]) -> None:
+    """The keys GRAND's and CGNN's schemas share: encoder width, integration time, dropouts, self-loop weight."""
+    _positive(problems, "model.hidden_dim", cfg.hidden_dim)
+    _positive(problems, "model.time", cfg.time)
+    _probability(problems, "model.input_dropout", cfg.input_dropout)
+    _probability(problems, "model.dropout", cfg.dropout)
+    if cfg.self_loop_weight < 0:
+        problems.append(f"model.self_loop_weight must be >= 0, got {cfg.self_loop_weight}")
+
+
 def check_model(cfg, problems: list[str]) -> None:
     _choice(problems, "model.family", cfg.family, list(FAMILIES))
     if cfg.family == "baseline":
         problems.extend(check_baseline_cfg(cfg))
     if cfg.family == "cgnn":
-        _positive(problems, "model.hidden_dim", cfg.hidden_dim)
-        _positive(problems, "model.time", cfg.time)
-        _probability(problems, "model.input_dropout", cfg.input_dropout)
-        _probability(problems, "model.dropout", cfg.dropout)
-        if cfg.self_loop_weight < 0:
-            problems.append(f"model.self_loop_weight must be >= 0, got {cfg.self_loop_weight}")
+        _check_diffusion_net(cfg, problems)
     if cfg.family not in ("grand", "reaction_diffusion"):  # reaction_diffusion extends GRAND's schema
         return
     _choice(problems, "model.diffusivity", cfg.diffusivity, DIFFUSIVITIES)
-    _positive(problems, "model.hidden_dim", cfg.hidden_dim)
-    _positive(problems, "model.time", cfg.time)
-    _probability(problems, "model.input_dropout", cfg.input_dropout)
-    _probability(problems, "model.dropout", cfg.dropout)
+    _check_diffusion_net(cfg, problems)
     if not 0 < cfg.edge_sampling <= 1:
         problems.append(f"model.edge_sampling must be in (0, 1], got {cfg.edge_sampling}")
     if cfg.edge_sampling < 1 and cfg.diffusivity == "laplacian":
         problems.append("model.edge_sampling < 1 needs attention; model.diffusivity 'laplacian' has none")
-    if cfg.self_loop_weight < 0:
-        problems.append(f"model.self_loop_weight must be >= 0, got {cfg.self_loop_weight}")
     problems.extend(check_attention_cfg(cfg.attention))
     for key, valid in REWIRING.items():
         _choice(problems, f"model.rewiring.{key}", getattr(cfg.rewiring, key), valid)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.utils import add_remaining_self_loops
 
 from ..config import CgnnModelCfg, SolverCfg
 from ..solvers import GraphODEFunc, ODEBlock
 from .base import ContinuousGNN
+from .grand import with_self_loops
 from .graph import SparseGraph
 from .reaction_diffusion import sym_values
 
@@ -26,32 +26,27 @@ from .reaction_diffusion import sym_values
 class CgnnDiffusion(GraphODEFunc):
     """f(t, X) = (sigma(a)/2) ⊙ (A_hat X - X) + X(0), with a_i per node (module docstring)."""
 
-    closure_names = ("source",)
+    closure_names = ("speed",)
 
     def __init__(self, num_nodes: int, cfg: CgnnModelCfg) -> None:
         super().__init__()
         self.alpha_train = nn.Parameter(torch.full((num_nodes, 1), float(cfg.alpha_init)))
         self.values: Tensor | None = None  # A_hat's edge values
+        self.speed: Tensor | None = None  # sigmoid(a) / 2, once per pass
         self.source: Tensor | None = None  # X(0), detached
 
     def prepare(self, x0: Tensor, graph: SparseGraph) -> None:
         self.graph, self.source = graph, x0.detach()
         self.values = graph.cached("cgnn_sym", lambda: sym_values(graph))
+        self.speed = torch.sigmoid(self.alpha_train) / 2
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        speed = torch.sigmoid(self.alpha_train) / 2
-        return speed * (self.graph.matmul(self.values, x) - x) + self.source
+        return self.speed * (self.graph.matmul(self.values, x) - x) + self.source
 
 
 def cgnn_graph(data: Data, cfg: CgnnModelCfg) -> SparseGraph:
     """The data graph plus self-loops of weight ``self_loop_weight`` (existing self-loops keep weight 1)."""
-    edge_index, weight = add_remaining_self_loops(
-        data.edge_index,
-        torch.ones(data.edge_index.size(1), device=data.edge_index.device),
-        fill_value=cfg.self_loop_weight,
-        num_nodes=data.num_nodes,
-    )
-    return SparseGraph(edge_index, data.num_nodes, weight)
+    return with_self_loops(data, cfg.self_loop_weight)
 
 
 def build_cgnn(cfg: CgnnModelCfg, solver: SolverCfg, data: Data) -> ContinuousGNN:

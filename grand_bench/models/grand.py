@@ -140,12 +140,18 @@ def diffusion_graph(data: Data, cfg: GrandModelCfg) -> SparseGraph:
 
         edge_index, weight = rewire(edge_index, data.num_nodes, cfg.rewiring, cfg.self_loop_weight)
     elif cfg.self_loop_weight != 0:
-        edge_index, weight = add_remaining_self_loops(
-            edge_index,
-            torch.ones(edge_index.size(1), device=edge_index.device),
-            fill_value=cfg.self_loop_weight,
-            num_nodes=data.num_nodes,
-        )
+        return with_self_loops(data, cfg.self_loop_weight)
+    return SparseGraph(edge_index, data.num_nodes, weight)
+
+
+def with_self_loops(data: Data, loop_weight: float) -> SparseGraph:
+    """The data graph with unit edge weights plus a self-loop of weight ``loop_weight`` on every node that lacks one."""
+    edge_index, weight = add_remaining_self_loops(
+        data.edge_index,
+        torch.ones(data.edge_index.size(1), device=data.edge_index.device),
+        fill_value=loop_weight,
+        num_nodes=data.num_nodes,
+    )
     return SparseGraph(edge_index, data.num_nodes, weight)
 
 
