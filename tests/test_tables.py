@@ -503,3 +503,15 @@ def test_more_splits_or_seeds_than_the_preset_are_runs_of_the_cell_not_another_p
     assert setting_key(more) in preset  # make tables counts the extra runs in the cell
     other = compose_config(cell_command(spec, row, col, ["train.epochs=2"]))
     assert setting_key(other) not in preset
+
+
+def test_cell_notes_from_takes_the_other_tables_notes_on_shared_cells_under_the_tables_own(tmp_path):
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    text = (SPEC_DIR / "grand2021_table1.yaml").read_text()
+    shared = '\ncell_notes:\n  "GCN / Cora": "shared cause"\n  "GCN / CiteSeer": "shared CiteSeer cause"\n'
+    (spec_dir / "a.yaml").write_text(text.replace("\ncell_notes:\n", shared, 1))
+    own = '\ncell_notes_from: a\ncell_notes:\n  "GCN / CiteSeer": "own cause"\n'
+    (spec_dir / "b.yaml").write_text(text.replace("\ncell_notes:\n", own, 1))
+    notes = load_spec("b", spec_dir).cell_notes
+    assert notes["GCN / Cora"] == "shared cause" and notes["GCN / CiteSeer"] == "own cause"

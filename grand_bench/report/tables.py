@@ -55,6 +55,7 @@ SPEC_KEYS = {
     "overrides": False,
     "repeat": False,
     "cell_notes": False,
+    "cell_notes_from": False,
 }
 COLUMN_KEYS = ("name", "dataset", "vars", "overrides", "note")
 ROW_KEYS = ("name", "model", "preset", "best", "overrides", "note")
@@ -161,6 +162,9 @@ def load_spec(name: str, spec_dir: Path = SPEC_DIR) -> TableSpec:
     for key in spec.cell_notes:
         if key not in cells:
             raise ConfigError(f"{where}: cell_notes key {key!r} is not '<row> / <column>' of this table")
+    if raw.get("cell_notes_from"):  # a table that shares another's records shares its notes on the same cells
+        shared = load_spec(raw["cell_notes_from"], spec_dir).cell_notes
+        spec.cell_notes = {**{k: v for k, v in shared.items() if k in cells}, **spec.cell_notes}
     _check_distinct(spec, where)
     for row in rows:
         for col in columns:
